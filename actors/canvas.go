@@ -1,0 +1,310 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"go.uber.org/zap"
+
+	"github.com/canvasd/canvasd/canvas"
+	"github.com/canvasd/canvasd/canvas/store"
+)
+
+type (
+	pushMsg struct {
+		entry    *entry
+		userID   string
+		req      *canvas.PushRequest
+		reply    chan error
+		enqueued time.Time
+	}
+	// flushMsg is sent by a canvas actor to itself behind the pushes already
+	// in its mailbox, so that one transaction takes all of them.
+	flushMsg     struct{}
+	subscribeMsg struct {
+		pid   *actor.PID
+		reply chan subscribeReply
+	}
+	subscribeReply struct {
+		version int64
+		err     error
+	}
+	unsubscribeMsg struct {
+		pid   *actor.PID
+		entry *entry // released once handled; nil if the caller released it
+	}
+	// remotePokeMsg says another instance committed version (or, with
+	// version 0, that pokes may have been missed).
+	remotePokeMsg struct {
+		entry   *entry
+		version int64
+	}
+)
+
+// canvasActor owns the write path of one canvas: its version, an in-memory
+// copy of its content and clients (checked against the database under the
+// canvas row lock in every transaction), and its subscribers.
+type canvasActor struct {
+	s     *System
+	id    string
+	entry *entry
+	log   *zap.Logger
+
+	loaded  bool
+	state   *canvas.State
+	version int64 // the version state and clients reflect
+	seen    int64 // the newest version known to exist (pokes from other instances)
+	clients map[string]store.Client
+	groups  map[string]string // client group -> user, for groups bound to this canvas
+
+	pending        []*pushMsg
+	flushScheduled bool
+	subs           map[*actor.PID]struct{}
+}
+
+func newCanvasActor(s *System, id string, e *entry) actor.Producer {
+	return func() actor.Receiver {
+		return &canvasActor{s: s, id: id, entry: e, log: s.log.Named("canvas").With(zap.String("canvas", id)),
+			subs: make(map[*actor.PID]struct{})}
+	}
+}
+
+func (a *canvasActor) Receive(c *actor.Context) {
+	switch msg := c.Message().(type) {
+	case *pushMsg:
+		a.pending = append(a.pending, msg)
+		if !a.flushScheduled {
+			a.flushScheduled = true
+			c.Send(c.PID(), flushMsg{})
+		}
+	case flushMsg:
+		a.flushScheduled = false
+		a.flush(c)
+	case *subscribeMsg:
+		msg.reply <- a.subscribe(msg.pid)
+	case *unsubscribeMsg:
+		delete(a.subs, msg.pid)
+		if msg.entry != nil {
+			a.s.dir.release(msg.entry)
+		}
+	case *remotePokeMsg:
+		if msg.version == 0 || msg.version > a.seen {
+			a.seen = max(a.seen, msg.version)
+			a.poke(c, a.seen)
+		}
+		a.s.dir.release(msg.entry)
+	case actor.Stopped:
+		// Passivation happens only without references, so nothing is
+		// pending here; at shutdown, answer what is left.
+		a.fail(a.pending, ErrStopped)
+		a.pending = nil
+	}
+}
+
+func (a *canvasActor) subscribe(pid *actor.PID) subscribeReply {
+	if !a.loaded && a.seen == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
+		defer cancel()
+		cv, err := a.s.store.GetCanvas(ctx, a.id)
+		if err != nil {
+			return subscribeReply{err: err}
+		}
+		a.seen = cv.Version
+	}
+	a.subs[pid] = struct{}{}
+	return subscribeReply{version: max(a.seen, a.version)}
+}
+
+func (a *canvasActor) poke(c *actor.Context, version int64) {
+	for pid := range a.subs {
+		c.Send(pid, pokeMsg{version: version})
+	}
+	a.s.Metrics.Pokes.Add(int64(len(a.subs)))
+}
+
+// flush commits the pending pushes: all of them in one transaction when
+// batching, else one transaction each.
+func (a *canvasActor) flush(c *actor.Context) {
+	n := len(a.pending)
+	if !a.s.cfg.Batching {
+		n = 1
+	}
+	n = min(n, a.s.cfg.MaxBatchPushes)
+	batch := a.pending[:n:n]
+	a.pending = a.pending[n:]
+	if len(a.pending) > 0 {
+		a.flushScheduled = true
+		c.Send(c.PID(), flushMsg{})
+	} else {
+		a.pending = nil
+	}
+	for _, p := range batch {
+		p.entry.queued.Add(-1)
+	}
+
+	version, results, err := a.commit(batch)
+	if err != nil && len(batch) > 1 && !store.IsTemporary(err) {
+		// One bad push must not fail its neighbours: retry them one by one.
+		a.log.Warn("batch failed, retrying its pushes one by one", zap.Int("pushes", len(batch)), zap.Error(err))
+		for _, p := range batch {
+			v, res, err := a.commit([]*pushMsg{p})
+			a.answer([]*pushMsg{p}, res, err)
+			if v > 0 {
+				a.committed(c, v)
+			}
+		}
+		return
+	}
+	a.answer(batch, results, err)
+	if version > 0 {
+		a.committed(c, version)
+	}
+}
+
+func (a *canvasActor) answer(batch []*pushMsg, results []error, err error) {
+	for i, p := range batch {
+		if err == nil {
+			err := results[i]
+			p.reply <- err
+		} else {
+			p.reply <- err
+		}
+		a.s.dir.release(p.entry)
+	}
+	a.s.Metrics.Pushes.Add(int64(len(batch)))
+}
+
+func (a *canvasActor) fail(batch []*pushMsg, err error) {
+	for _, p := range batch {
+		p.entry.queued.Add(-1)
+	}
+	a.answer(batch, nil, err)
+}
+
+// committed tells subscribers, and other instances, of a new version.
+func (a *canvasActor) committed(c *actor.Context, version int64) {
+	a.seen = max(a.seen, version)
+	a.poke(c, version)
+	if a.s.cfg.Notify == NotifyCoalesced {
+		a.s.notifier.dirty(a.id, version)
+	}
+}
+
+// commit applies batch in one transaction. It returns the committed version
+// (0 if nothing was written), one result per push (nil, or a protocol error
+// such as canvas.ErrClientStateNotFound), or an error that fails them all.
+func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			a.loaded = false
+			a.log.Error("push batch panicked", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			version, results, err = 0, nil, fmt.Errorf("internal error: %v", v)
+		}
+	}()
+
+	if !a.loaded {
+		if err := a.load(ctx); err != nil {
+			return 0, nil, err
+		}
+	}
+	w, err := a.s.store.BeginWrite(ctx, a.id, a.s.cfg.Versioning)
+	if err != nil {
+		a.s.Metrics.WriteErrors.Add(1)
+		return 0, nil, err
+	}
+	defer w.Rollback(ctx)
+	if w.Prev != a.version {
+		// Another instance wrote this canvas: catch up under the row lock.
+		if err := a.catchUp(ctx, w); err != nil {
+			a.loaded = false
+			return 0, nil, err
+		}
+	}
+
+	b := newBatchWriter(a)
+	results = make([]error, len(batch))
+	for i, p := range batch {
+		results[i] = b.push(ctx, w, p)
+	}
+	if b.err != nil {
+		a.loaded = false
+		a.s.Metrics.WriteErrors.Add(1)
+		return 0, nil, b.err
+	}
+	if b.write.Empty() {
+		return 0, results, nil // nothing new: the version stays
+	}
+	b.finish()
+	err = w.Apply(ctx, &b.write)
+	if err == nil && a.s.cfg.Notify == NotifyInTx {
+		err = w.Notify(ctx, a.s.cfg.NotifyChannel, encodeNotification(a.s.notifier.instance, []dirtyCanvas{{a.id, w.Version}}))
+	}
+	if err == nil {
+		err = w.Commit(ctx)
+	}
+	if err != nil {
+		// The in-memory state already holds the batch: reload it next time.
+		a.loaded = false
+		a.s.Metrics.WriteErrors.Add(1)
+		return 0, nil, err
+	}
+	a.version = w.Version
+	for id, cl := range b.write.Clients {
+		a.clients[id] = cl
+	}
+	for _, g := range b.write.NewGroups {
+		a.groups[g.ID] = g.UserID
+	}
+	a.s.Metrics.Transactions.Add(1)
+	return w.Version, results, nil
+}
+
+func (a *canvasActor) load(ctx context.Context) error {
+	snap, err := a.s.store.Load(ctx, a.id)
+	if err != nil {
+		return err
+	}
+	a.state = canvas.NewState(canvas.Meta{ID: a.id, Title: snap.Canvas.Title})
+	for _, ch := range snap.Changes {
+		a.state.Load(ch)
+	}
+	a.clients = snap.Clients
+	a.groups = make(map[string]string)
+	a.version = snap.Canvas.Version
+	a.seen = max(a.seen, a.version)
+	a.loaded = true
+	return nil
+}
+
+func (a *canvasActor) catchUp(ctx context.Context, w *store.WriteTx) error {
+	since := a.version
+	if w.Prev < a.version {
+		// The database is behind what we saw (restored?): start over.
+		since = store.Full
+		a.state = canvas.NewState(canvas.Meta{ID: a.id})
+		a.clients = make(map[string]store.Client)
+		a.groups = make(map[string]string)
+	}
+	snap, err := w.Since(ctx, since)
+	if err != nil {
+		return err
+	}
+	for _, ch := range snap.Changes {
+		a.state.Load(ch)
+	}
+	for id, cl := range snap.Clients {
+		a.clients[id] = cl
+	}
+	a.log.Debug("caught up with another instance", zap.Int64("from", since), zap.Int64("to", w.Prev))
+	a.version = w.Prev
+	return nil
+}
+
+// errBadClient is a push naming a client of another group.
+var errBadClient = errors.New("client belongs to another client group")

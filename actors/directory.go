@@ -1,0 +1,128 @@
+package actors
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+)
+
+// entry is one activation of a canvas actor. refs counts the messages in
+// flight to it (pushes awaiting their commit, pokes) and the open
+// subscriptions; an entry is passivated only at refs == 0, under the
+// directory lock, so no message can reach an actor that is going away.
+type entry struct {
+	canvasID string
+	pid      *actor.PID
+	refs     int       // guarded by directory.mu
+	lastUsed time.Time // guarded by directory.mu
+	queued   atomic.Int64
+}
+
+// directory activates canvas actors on demand and passivates idle ones.
+// Every activation gets a fresh actor id: hollywood v1.0.5 hands back the
+// dying actor when an id is spawned again right after Poison, so reusing
+// ids would race with passivation.
+type directory struct {
+	s       *System
+	mu      sync.Mutex
+	entries map[string]*entry
+	closed  bool
+	seq     atomic.Uint64
+}
+
+func newDirectory(s *System) *directory {
+	return &directory{s: s, entries: make(map[string]*entry)}
+}
+
+func (d *directory) nextID() string { return strconv.FormatUint(d.seq.Add(1), 36) }
+
+// acquire returns the live entry of canvasID, activating it if needed, with
+// a reference the caller must hand back through release. nil once stopped.
+func (d *directory) acquire(canvasID string) *entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	e, ok := d.entries[canvasID]
+	if !ok {
+		e = &entry{canvasID: canvasID}
+		e.pid = d.s.engine.Spawn(newCanvasActor(d.s, canvasID, e), "canvas",
+			append(d.s.actorOpts(), actor.WithID(canvasID+"."+d.nextID()), actor.WithInboxSize(256))...)
+		d.entries[canvasID] = e
+		d.s.Metrics.ActiveCanvases.Add(1)
+	}
+	e.refs++
+	return e
+}
+
+// acquireExisting is acquire without activation: nil if canvasID is not
+// active here.
+func (d *directory) acquireExisting(canvasID string) *entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.entries[canvasID]
+	if !ok || d.closed {
+		return nil
+	}
+	e.refs++
+	return e
+}
+
+// active returns the ids of every active canvas.
+func (d *directory) active() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := make([]string, 0, len(d.entries))
+	for id := range d.entries {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (d *directory) release(e *entry) {
+	d.mu.Lock()
+	e.refs--
+	e.lastUsed = time.Now()
+	d.mu.Unlock()
+}
+
+// sweep passivates the entries unused for the idle timeout.
+func (d *directory) sweep(now time.Time) {
+	var idle []*entry
+	d.mu.Lock()
+	for id, e := range d.entries {
+		if e.refs == 0 && now.Sub(e.lastUsed) >= d.s.cfg.IdleTimeout {
+			delete(d.entries, id)
+			idle = append(idle, e)
+		}
+	}
+	d.mu.Unlock()
+	for _, e := range idle {
+		d.s.engine.Poison(e.pid)
+		d.s.Metrics.ActiveCanvases.Add(-1)
+	}
+}
+
+// stopAll poisons every canvas actor and waits for each to finish the work
+// in its mailbox.
+func (d *directory) stopAll() {
+	d.mu.Lock()
+	d.closed = true
+	entries := d.entries
+	d.entries = map[string]*entry{}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-d.s.engine.Poison(e.pid).Done()
+		}()
+	}
+	wg.Wait()
+	d.s.Metrics.ActiveCanvases.Store(0)
+}

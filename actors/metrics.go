@@ -1,0 +1,52 @@
+package actors
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// Metrics are the actor system's counters, exported in the Prometheus text
+// format by WriteTo.
+type Metrics struct {
+	Pushes            atomic.Int64 // pushes answered
+	Mutations         atomic.Int64 // mutations applied or skipped as permanent errors
+	RejectedMutations atomic.Int64 // permanent mutation errors
+	Transactions      atomic.Int64 // write transactions committed
+	WriteErrors       atomic.Int64 // write transactions failed
+	Overloaded        atomic.Int64 // pushes refused for a full canvas queue
+	Pokes             atomic.Int64 // pokes handed to subscribers
+	NotifySent        atomic.Int64 // pg_notify calls by the notifier
+	NotifyReceived    atomic.Int64 // notifications from other instances
+	ActiveCanvases    atomic.Int64
+	Subscribers       atomic.Int64
+}
+
+// WriteTo writes m in the Prometheus text exposition format.
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	rows := []struct {
+		name, kind, help string
+		v                *atomic.Int64
+	}{
+		{"canvasd_pushes_total", "counter", "Pushes answered.", &m.Pushes},
+		{"canvasd_mutations_total", "counter", "Mutations processed (applied or rejected).", &m.Mutations},
+		{"canvasd_mutations_rejected_total", "counter", "Mutations skipped as permanent errors.", &m.RejectedMutations},
+		{"canvasd_write_transactions_total", "counter", "Write transactions committed.", &m.Transactions},
+		{"canvasd_write_errors_total", "counter", "Write transactions failed.", &m.WriteErrors},
+		{"canvasd_pushes_overloaded_total", "counter", "Pushes refused because their canvas queue was full.", &m.Overloaded},
+		{"canvasd_pokes_total", "counter", "Pokes handed to SSE subscribers.", &m.Pokes},
+		{"canvasd_notify_sent_total", "counter", "pg_notify calls made by the notifier.", &m.NotifySent},
+		{"canvasd_notify_received_total", "counter", "Notifications received from other instances.", &m.NotifyReceived},
+		{"canvasd_active_canvases", "gauge", "Canvas actors in memory.", &m.ActiveCanvases},
+		{"canvasd_sse_subscribers", "gauge", "Open SSE streams.", &m.Subscribers},
+	}
+	var n int64
+	for _, r := range rows {
+		k, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", r.name, r.help, r.name, r.kind, r.name, r.v.Load())
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

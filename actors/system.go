@@ -1,0 +1,297 @@
+// Package actors runs canvasd's write path and fan-out on hollywood actors:
+// one canvas actor per active canvas owns that canvas's version and
+// serializes (and batches) its writes; subscriber actors carry pokes to SSE
+// streams; the notifier carries pokes between instances.
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"go.uber.org/zap"
+
+	"github.com/canvasd/canvasd/canvas"
+	"github.com/canvasd/canvasd/canvas/store"
+)
+
+// NotifyMode says how pokes reach other instances.
+type NotifyMode int
+
+const (
+	// NotifyCoalesced collects dirty canvases for a few milliseconds and
+	// sends one pg_notify outside any write transaction.
+	NotifyCoalesced NotifyMode = iota
+	// NotifyInTx calls pg_notify inside every write transaction, as the
+	// common design does (NOTIFY serializes commits cluster-wide).
+	NotifyInTx
+)
+
+// Config tunes the actor system.
+type Config struct {
+	Versioning store.Versioning
+	// Batching lets a canvas actor commit every push waiting in its mailbox
+	// in one transaction; off, each push gets its own transaction.
+	Batching bool
+	Notify   NotifyMode
+	// NotifyChannel is the PostgreSQL channel pokes travel on.
+	NotifyChannel string
+	// NotifyDelay is how long outgoing pokes are coalesced.
+	NotifyDelay time.Duration
+	// MaxQueuedPushes bounds the pushes waiting on one canvas; past it a
+	// push is refused with ErrOverloaded.
+	MaxQueuedPushes int
+	// MaxBatchPushes bounds the pushes committed in one transaction.
+	MaxBatchPushes int
+	// IdleTimeout is how long an unused canvas actor stays in memory.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write transaction.
+	WriteTimeout time.Duration
+	Limits       canvas.Limits
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		Versioning:      store.PerCanvas,
+		Batching:        true,
+		Notify:          NotifyCoalesced,
+		NotifyChannel:   "canvasd_pokes",
+		NotifyDelay:     5 * time.Millisecond,
+		MaxQueuedPushes: 1000,
+		MaxBatchPushes:  256,
+		IdleTimeout:     2 * time.Minute,
+		WriteTimeout:    10 * time.Second,
+		Limits:          canvas.DefaultLimits(),
+	}
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxQueuedPushes < 1:
+		return errors.New("max queued pushes must be at least 1")
+	case c.MaxBatchPushes < 1:
+		return errors.New("max batch pushes must be at least 1")
+	case c.IdleTimeout <= 0:
+		return errors.New("idle timeout must be positive")
+	case c.WriteTimeout <= 0:
+		return errors.New("write timeout must be positive")
+	case c.NotifyChannel == "":
+		return errors.New("notify channel must be set")
+	}
+	return nil
+}
+
+// ErrOverloaded is returned when a canvas has too many pushes waiting.
+var ErrOverloaded = errors.New("canvas overloaded")
+
+// ErrStopped is returned once the system is stopping.
+var ErrStopped = errors.New("actor system stopped")
+
+// System is canvasd's actor system.
+type System struct {
+	cfg      Config
+	store    *store.Store
+	log      *zap.Logger
+	engine   *actor.Engine
+	dir      *directory
+	notifier *notifier
+	events   *actor.PID
+	Metrics  Metrics
+
+	stopping  chan struct{}
+	stopOnce  sync.Once
+	drainOnce sync.Once
+	startOnce sync.Once
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+}
+
+// New builds a System; Start runs it.
+func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		return nil, fmt.Errorf("actor engine: %w", err)
+	}
+	s := &System{cfg: cfg, store: st, log: log, engine: engine, stopping: make(chan struct{})}
+	s.dir = newDirectory(s)
+	s.notifier = newNotifier(s)
+	return s, nil
+}
+
+// Start starts the event forwarder, the notifier and the passivation sweep.
+func (s *System) Start(ctx context.Context) error {
+	s.startOnce.Do(func() {
+		s.events = s.engine.SpawnFunc(s.forwardEvent, "events", s.actorOpts()...)
+		s.engine.Subscribe(s.events)
+		s.notifier.start(ctx)
+		s.wg.Add(1)
+		go s.sweepLoop()
+	})
+	return nil
+}
+
+// Ready reports whether pokes from other instances are being received.
+func (s *System) Ready() bool { return s.notifier.listening.Load() }
+
+// Stopping is closed when Stop begins; SSE streams end on it.
+func (s *System) Stopping() <-chan struct{} { return s.stopping }
+
+// Drain tells SSE streams to end (Stopping closes); pushes are still served
+// so that in-flight requests can finish. Safe to call twice.
+func (s *System) Drain() {
+	s.drainOnce.Do(func() { close(s.stopping) })
+}
+
+// Stop drains and stops every actor and the notifier. Safe to call twice.
+func (s *System) Stop() {
+	s.stopOnce.Do(func() {
+		s.Drain()
+		s.closed.Store(true)
+		s.wg.Wait() // sweep loop
+		s.dir.stopAll()
+		s.notifier.stop()
+		if s.events != nil {
+			s.engine.Unsubscribe(s.events)
+			<-s.engine.Poison(s.events).Done()
+		}
+	})
+}
+
+func (s *System) sweepLoop() {
+	defer s.wg.Done()
+	period := min(s.cfg.IdleTimeout/4, 10*time.Second)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case now := <-t.C:
+			s.dir.sweep(now)
+		}
+	}
+}
+
+// actorOpts are the options of every actor: panics are caught by recoverer
+// and never count towards hollywood's restart limit, which would otherwise
+// take the whole process down.
+func (s *System) actorOpts() []actor.OptFunc {
+	return []actor.OptFunc{actor.WithMiddleware(s.recoverer), actor.WithMaxRestarts(1 << 30)}
+}
+
+func (s *System) recoverer(next actor.ReceiveFunc) actor.ReceiveFunc {
+	return func(c *actor.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("actor panicked", zap.String("pid", c.PID().GetID()),
+					zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			}
+		}()
+		next(c)
+	}
+}
+
+func (s *System) forwardEvent(c *actor.Context) {
+	switch ev := c.Message().(type) {
+	case actor.ActorRestartedEvent:
+		s.log.Error("actor restarted", zap.String("pid", ev.PID.GetID()), zap.Any("reason", ev.Reason), zap.Int32("restarts", ev.Restarts))
+	case actor.ActorMaxRestartsExceededEvent:
+		s.log.Error("actor exceeded its restarts", zap.String("pid", ev.PID.GetID()))
+	case actor.ActorDuplicateIdEvent:
+		s.log.Error("actor spawned twice", zap.String("pid", ev.PID.GetID()))
+	case actor.DeadLetterEvent:
+		s.log.Debug("dead letter", zap.String("target", ev.Target.GetID()), zap.String("message", fmt.Sprintf("%T", ev.Message)))
+	}
+}
+
+// Push hands a decoded push to its canvas actor and waits for the commit.
+// It returns nil when the push's mutations are committed (or skipped),
+// canvas.ErrNotFound, canvas.ErrClientStateNotFound, ErrOverloaded, or a
+// temporary error (nothing acknowledged).
+func (s *System) Push(ctx context.Context, canvasID, userID string, req *canvas.PushRequest) error {
+	if s.closed.Load() {
+		return ErrStopped
+	}
+	e := s.dir.acquire(canvasID)
+	if e == nil {
+		return ErrStopped
+	}
+	if e.queued.Add(1) > int64(s.cfg.MaxQueuedPushes) {
+		e.queued.Add(-1)
+		s.dir.release(e)
+		s.Metrics.Overloaded.Add(1)
+		return ErrOverloaded
+	}
+	msg := &pushMsg{entry: e, userID: userID, req: req, reply: make(chan error, 1), enqueued: time.Now()}
+	s.engine.Send(e.pid, msg)
+	select {
+	case err := <-msg.reply:
+		return err
+	case <-ctx.Done():
+		// The actor still commits or drops it; the client will resend.
+		return ctx.Err()
+	}
+}
+
+// Subscription is a stream of pokes for one canvas.
+type Subscription struct {
+	// C carries the newest version the canvas reached; pokes that come
+	// faster than the reader are coalesced into the newest.
+	C <-chan int64
+	// Version is the canvas version when the subscription began.
+	Version int64
+
+	s     *System
+	entry *entry
+	pid   *actor.PID
+	once  sync.Once
+}
+
+// Close ends the subscription. Safe to call twice.
+func (sub *Subscription) Close() {
+	sub.once.Do(func() {
+		sub.s.engine.Send(sub.entry.pid, &unsubscribeMsg{pid: sub.pid, entry: sub.entry})
+		sub.s.engine.Poison(sub.pid)
+		sub.s.Metrics.Subscribers.Add(-1)
+	})
+}
+
+// Subscribe starts a poke stream on canvasID.
+func (s *System) Subscribe(ctx context.Context, canvasID string) (*Subscription, error) {
+	if s.closed.Load() {
+		return nil, ErrStopped
+	}
+	e := s.dir.acquire(canvasID)
+	if e == nil {
+		return nil, ErrStopped
+	}
+	ch := make(chan int64, 1)
+	pid := s.engine.Spawn(newSubscriber(ch), "sub", append(s.actorOpts(), actor.WithID(s.dir.nextID()))...)
+	reply := make(chan subscribeReply, 1)
+	s.engine.Send(e.pid, &subscribeMsg{pid: pid, reply: reply})
+	var r subscribeReply
+	select {
+	case r = <-reply:
+	case <-ctx.Done():
+		r.err = ctx.Err()
+		// The canvas actor may still add it; make sure it is removed.
+		s.engine.Send(e.pid, &unsubscribeMsg{pid: pid})
+	}
+	if r.err != nil {
+		s.engine.Poison(pid)
+		s.dir.release(e)
+		return nil, r.err
+	}
+	s.Metrics.Subscribers.Add(1)
+	return &Subscription{C: ch, Version: r.version, s: s, entry: e, pid: pid}, nil
+}

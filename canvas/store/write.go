@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/canvasd/canvasd/canvas"
+)
+
+// Versioning chooses how a write allocates its version.
+type Versioning int
+
+const (
+	// PerCanvas bumps the canvas's own version row: writes of different
+	// canvases never wait for each other.
+	PerCanvas Versioning = iota
+	// Global locks the one global version row in every write (the common
+	// design, kept as a research baseline).
+	Global
+)
+
+// WriteTx is one write transaction on one canvas. BeginWrite has locked the
+// canvas row (and in Global mode the global row) and allocated Version.
+type WriteTx struct {
+	tx       pgx.Tx
+	canvasID string
+	// Prev is the canvas version before this transaction; if it differs from
+	// what a cache holds, another instance wrote the canvas since.
+	Prev int64
+	// Version is the version every row written by this transaction gets.
+	Version int64
+	Epoch   string
+}
+
+// BeginWrite starts a write on canvasID: it takes the canvas row lock and
+// allocates the next version. canvas.ErrNotFound if the canvas does not exist.
+func (s *Store) BeginWrite(ctx context.Context, canvasID string, mode Versioning) (*WriteTx, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	w := &WriteTx{tx: tx, canvasID: canvasID}
+	switch mode {
+	case PerCanvas:
+		err = tx.QueryRow(ctx,
+			`UPDATE canvases SET version = version + 1 WHERE id = $1 RETURNING version, epoch`,
+			canvasID).Scan(&w.Version, &w.Epoch)
+		w.Prev = w.Version - 1
+	case Global:
+		// The common design: every write of the deployment queues on this
+		// one row. The new version also stays above the canvas's own, so
+		// cookies keep growing when a database moves between modes.
+		var global int64
+		err = tx.QueryRow(ctx, `SELECT version FROM global_version WHERE id = 1 FOR UPDATE`).Scan(&global)
+		if err == nil {
+			err = tx.QueryRow(ctx, `SELECT version, epoch FROM canvases WHERE id = $1 FOR UPDATE`,
+				canvasID).Scan(&w.Prev, &w.Epoch)
+		}
+		if err == nil {
+			w.Version = max(global, w.Prev) + 1
+			b := &pgx.Batch{}
+			b.Queue(`UPDATE global_version SET version = $1 WHERE id = 1`, w.Version)
+			b.Queue(`UPDATE canvases SET version = $2 WHERE id = $1`, canvasID, w.Version)
+			err = tx.SendBatch(ctx, b).Close()
+		}
+	default:
+		err = fmt.Errorf("unknown versioning %d", mode)
+	}
+	if err != nil {
+		rollback(ctx, tx)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, canvas.ErrNotFound
+		}
+		return nil, fmt.Errorf("lock canvas %s: %w", canvasID, err)
+	}
+	return w, nil
+}
+
+// Since reads what was written to the canvas after version since, inside
+// this transaction (so under the canvas row lock).
+func (w *WriteTx) Since(ctx context.Context, since int64) (*Snapshot, error) {
+	snap, err := loadSince(ctx, w.tx, w.canvasID, since)
+	if err != nil {
+		return nil, fmt.Errorf("catch up canvas %s: %w", w.canvasID, err)
+	}
+	return snap, nil
+}
+
+// GroupOwner returns the canvas and user a client group is bound to.
+func (w *WriteTx) GroupOwner(ctx context.Context, groupID string) (canvasID, userID string, found bool, err error) {
+	return groupOwner(ctx, w.tx, groupID, w.canvasID)
+}
+
+func groupOwner(ctx context.Context, q querier, groupID, preferCanvas string) (canvasID, userID string, found bool, err error) {
+	// A group lives on one canvas; prefer that row should a race have
+	// bound it to two.
+	err = q.QueryRow(ctx, `SELECT canvas_id, user_id FROM client_groups WHERE id = $1
+		ORDER BY canvas_id = $2 DESC LIMIT 1`, groupID, preferCanvas).Scan(&canvasID, &userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("client group %s: %w", groupID, err)
+	}
+	return canvasID, userID, true, nil
+}
+
+// Group is a new client group to record.
+type Group struct {
+	ID     string
+	UserID string
+}
+
+// Write is everything one transaction writes.
+type Write struct {
+	Changes   []canvas.Change   // at most one per node, edge and canvas
+	Clients   map[string]Client // new lastMutationIDs
+	NewGroups []Group
+}
+
+// Empty reports whether w writes nothing.
+func (w *Write) Empty() bool {
+	return len(w.Changes) == 0 && len(w.Clients) == 0 && len(w.NewGroups) == 0
+}
+
+const (
+	upsertNodes = `INSERT INTO nodes (canvas_id, id, kind, x, y, w, h, title, body, version, deleted)
+		SELECT $1, u.id, u.kind, u.x, u.y, u.w, u.h, u.title, u.body, $2, false
+		FROM unnest($3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[], $10::text[])
+			AS u(id, kind, x, y, w, h, title, body)
+		ON CONFLICT (canvas_id, id) DO UPDATE SET kind = excluded.kind, x = excluded.x, y = excluded.y,
+			w = excluded.w, h = excluded.h, title = excluded.title, body = excluded.body,
+			version = excluded.version, deleted = false`
+	deleteNodes = `UPDATE nodes SET deleted = true, version = $2 WHERE canvas_id = $1 AND id = ANY($3::text[])`
+	upsertEdges = `INSERT INTO edges (canvas_id, id, from_node, to_node, version, deleted)
+		SELECT $1, u.id, u.from_node, u.to_node, $2, false
+		FROM unnest($3::text[], $4::text[], $5::text[]) AS u(id, from_node, to_node)
+		ON CONFLICT (canvas_id, id) DO UPDATE SET from_node = excluded.from_node, to_node = excluded.to_node,
+			version = excluded.version, deleted = false`
+	deleteEdges   = `UPDATE edges SET deleted = true, version = $2 WHERE canvas_id = $1 AND id = ANY($3::text[])`
+	setTitle      = `UPDATE canvases SET title = $2, title_version = $3 WHERE id = $1`
+	insertGroup   = `INSERT INTO client_groups (canvas_id, id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+	upsertClients = `INSERT INTO clients (canvas_id, id, client_group_id, last_mutation_id, version)
+		SELECT $1, u.id, u.grp, u.lmid, $2 FROM unnest($3::text[], $4::text[], $5::int8[]) AS u(id, grp, lmid)
+		ON CONFLICT (canvas_id, id) DO UPDATE SET last_mutation_id = excluded.last_mutation_id,
+			version = excluded.version, updated_at = now()`
+)
+
+// Apply writes w with this transaction's version, in one round trip.
+func (w *WriteTx) Apply(ctx context.Context, wr *Write) error {
+	b := &pgx.Batch{}
+	var (
+		nodes                                 nodeColumns
+		delNodes, edgeIDs, from, to, delEdges []string
+	)
+	for i := range wr.Changes {
+		c := &wr.Changes[i]
+		switch {
+		case c.Kind == canvas.ChangeNode && c.Deleted:
+			delNodes = append(delNodes, c.ID)
+		case c.Kind == canvas.ChangeNode:
+			nodes.add(c.Node)
+		case c.Kind == canvas.ChangeEdge && c.Deleted:
+			delEdges = append(delEdges, c.ID)
+		case c.Kind == canvas.ChangeEdge:
+			edgeIDs = append(edgeIDs, c.ID)
+			from = append(from, c.Edge.From)
+			to = append(to, c.Edge.To)
+		case c.Kind == canvas.ChangeCanvas:
+			b.Queue(setTitle, w.canvasID, c.Title, w.Version)
+		}
+	}
+	if len(nodes.id) > 0 {
+		b.Queue(upsertNodes, w.canvasID, w.Version, nodes.id, nodes.kind, nodes.x, nodes.y, nodes.w, nodes.h, nodes.title, nodes.body)
+	}
+	if len(delNodes) > 0 {
+		b.Queue(deleteNodes, w.canvasID, w.Version, delNodes)
+	}
+	if len(edgeIDs) > 0 {
+		b.Queue(upsertEdges, w.canvasID, w.Version, edgeIDs, from, to)
+	}
+	if len(delEdges) > 0 {
+		b.Queue(deleteEdges, w.canvasID, w.Version, delEdges)
+	}
+	for _, g := range wr.NewGroups {
+		b.Queue(insertGroup, w.canvasID, g.ID, g.UserID)
+	}
+	if len(wr.Clients) > 0 {
+		ids := make([]string, 0, len(wr.Clients))
+		groups := make([]string, 0, len(wr.Clients))
+		lmids := make([]int64, 0, len(wr.Clients))
+		for id, c := range wr.Clients {
+			ids = append(ids, id)
+			groups = append(groups, c.Group)
+			lmids = append(lmids, c.LastMutationID)
+		}
+		b.Queue(upsertClients, w.canvasID, w.Version, ids, groups, lmids)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write canvas %s: %w", w.canvasID, err)
+	}
+	return nil
+}
+
+// Notify sends a notification inside this transaction (the common design's
+// in-transaction pg_notify, kept for the baseline).
+func (w *WriteTx) Notify(ctx context.Context, channel, payload string) error {
+	if _, err := w.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}
+
+// Commit commits the transaction.
+func (w *WriteTx) Commit(ctx context.Context) error {
+	if err := w.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit canvas %s: %w", w.canvasID, err)
+	}
+	return nil
+}
+
+// Rollback abandons the transaction; safe after Commit.
+func (w *WriteTx) Rollback(ctx context.Context) { rollback(ctx, w.tx) }
+
+type nodeColumns struct {
+	id, kind, title, body []string
+	x, y, w, h            []float64
+}
+
+func (c *nodeColumns) add(n canvas.Node) {
+	c.id = append(c.id, n.ID)
+	c.kind = append(c.kind, n.Kind)
+	c.x = append(c.x, n.X)
+	c.y = append(c.y, n.Y)
+	c.w = append(c.w, n.W)
+	c.h = append(c.h, n.H)
+	c.title = append(c.title, n.Title)
+	c.body = append(c.body, n.Body)
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/canvasd/canvasd/actors"
+	"github.com/canvasd/canvasd/canvas/store"
+	"github.com/canvasd/canvasd/httpapi"
+	migrations "github.com/canvasd/canvasd/sql"
+)
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := parseConfig(args)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	// hollywood logs its events through slog; the actor system forwards
+	// the ones that matter to zap instead.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("database url: %w", err)
+	}
+	poolCfg.MaxConns = int32(cfg.DBMaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("database pool: %w", err)
+	}
+	defer pool.Close() // last of all
+
+	st := store.New(pool)
+	sys, err := actors.New(cfg.Actors, st, log)
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	api, err := httpapi.New(cfg.HTTP, st, sys, log.Named("http"), ready.Load)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("canvasd listening", zap.String("addr", ln.Addr().String()),
+		zap.String("versioning", cfg.Versioning), zap.Bool("batching", cfg.Actors.Batching),
+		zap.String("notify", map[actors.NotifyMode]string{actors.NotifyCoalesced: "coalesced", actors.NotifyInTx: "in-tx"}[cfg.Actors.Notify]))
+
+	// Migrate in the background so /healthz answers at once and /readyz
+	// turns ready only when the schema and the LISTEN connection are up.
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		if err := migrate(ctx, pool, log); err != nil {
+			return
+		}
+		if err := sys.Start(ctx); err != nil {
+			log.Error("actor system", zap.Error(err))
+			return
+		}
+		ready.Store(true)
+		log.Info("canvasd ready")
+	}()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("shutting down")
+	<-started
+
+	// Reverse order: SSE streams told to go, HTTP drained, actors, pool.
+	sys.Drain()
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", zap.Error(err))
+	}
+	sys.Stop()
+	log.Info("stopped")
+	return nil
+}
+
+// migrate applies the schema, retrying while the database is unreachable.
+func migrate(ctx context.Context, pool *pgxpool.Pool, log *zap.Logger) error {
+	backoff := 200 * time.Millisecond
+	for {
+		err := migrations.Apply(ctx, pool)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Error("migrations failed, retrying", zap.Error(err), zap.Duration("retry_in", backoff))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, errors.New("log level must be debug, info, warn or error")
+	}
+	zc := zap.NewProductionConfig()
+	if format == "console" {
+		zc = zap.NewDevelopmentConfig()
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	return zc.Build()
+}

@@ -1,0 +1,133 @@
+// Package httpapi serves canvasd's HTTP contract with echo: canvases, the
+// Replicache push and pull endpoints, the SSE poke stream, health and
+// metrics.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.uber.org/zap"
+
+	"github.com/canvasd/canvasd/actors"
+	"github.com/canvasd/canvasd/canvas"
+	"github.com/canvasd/canvasd/canvas/store"
+)
+
+// Config tunes the HTTP layer.
+type Config struct {
+	// MaxBodyBytes bounds a request body (413 past it).
+	MaxBodyBytes int64
+	// MaxMutationsPerPush bounds the mutations of one push (400 past it).
+	MaxMutationsPerPush int
+	// PingInterval is the SSE heartbeat period.
+	PingInterval time.Duration
+	// RetryAfter is the Retry-After sent with 503s.
+	RetryAfter time.Duration
+	// Limits apply to canvas titles given at creation.
+	Limits canvas.Limits
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:        8 << 20,
+		MaxMutationsPerPush: 1000,
+		PingInterval:        15 * time.Second,
+		RetryAfter:          time.Second,
+		Limits:              canvas.DefaultLimits(),
+	}
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 1024:
+		return errors.New("max body bytes must be at least 1024")
+	case c.MaxMutationsPerPush < 1:
+		return errors.New("max mutations per push must be at least 1")
+	case c.PingInterval <= 0 || c.PingInterval > 15*time.Second:
+		return errors.New("ping interval must be in (0, 15s]")
+	case c.RetryAfter < time.Second:
+		return errors.New("retry-after must be at least 1s")
+	}
+	return nil
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	sys   *actors.System
+	log   *zap.Logger
+	ready func() bool
+	echo  *echo.Echo
+	pulls pullMetrics
+}
+
+// New builds the API. ready reports whether start-up (migrations, LISTEN)
+// has finished.
+func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready func() bool) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.Recover())
+	e.Use(s.logRequests)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics)
+	api := e.Group("/api")
+	api.POST("/canvases", s.createCanvas)
+	api.GET("/canvases/:canvasID", s.getCanvas)
+	api.POST("/canvases/:canvasID/replicache/push", s.push)
+	api.POST("/canvases/:canvasID/replicache/pull", s.pull)
+	api.GET("/canvases/:canvasID/events", s.events)
+	return s, nil
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// logRequests logs each request at debug level, without its query string
+// (which may carry credentials).
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
+			status := c.Response().Status
+			var he *echo.HTTPError
+			if err != nil && errors.As(err, &he) {
+				status = he.Code
+			}
+			ce.Write(zap.String("method", c.Request().Method), zap.String("path", c.Request().URL.Path),
+				zap.Int("status", status), zap.Duration("took", time.Since(start)))
+		}
+		return err
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if !s.ready() || !s.sys.Ready() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Pool().Ping(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
