@@ -143,7 +143,7 @@ func (b *batchWriter) apply(m canvas.Mutation) (err error) {
 			err = &canvas.RuleError{Mutator: m.Name, Reason: fmt.Sprintf("internal error: %v", v)}
 		}
 	}()
-	op, err := canvas.Decode(m.Name, m.Args, b.a.s.cfg.Limits)
+	op, err := b.a.s.decode(m.Name, m.Args, b.a.s.cfg.Limits)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -105,6 +106,10 @@ type System struct {
 	events   *actor.PID
 	Metrics  Metrics
 
+	// decode turns a mutation into an op; a field so tests can make a
+	// mutator misbehave.
+	decode func(name string, args json.RawMessage, lim canvas.Limits) (canvas.Op, error)
+
 	stopping  chan struct{}
 	stopOnce  sync.Once
 	drainOnce sync.Once
@@ -122,7 +127,7 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actor engine: %w", err)
 	}
-	s := &System{cfg: cfg, store: st, log: log, engine: engine, stopping: make(chan struct{})}
+	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, stopping: make(chan struct{})}
 	s.dir = newDirectory(s)
 	s.notifier = newNotifier(s)
 	return s, nil
