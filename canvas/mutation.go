@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -343,6 +344,12 @@ func (d *decoder) present(field string, set, null bool, bad string) bool {
 
 func (d *decoder) str(field string, s *jStr) (string, bool) {
 	if !d.present(field, s.set, s.null, s.bad) {
+		return "", false
+	}
+	// PostgreSQL text cannot hold NUL; refusing it here keeps such a
+	// mutation a permanent error instead of a failing transaction.
+	if strings.IndexByte(s.v, 0) >= 0 {
+		d.fail(field + " must not contain NUL characters")
 		return "", false
 	}
 	return s.v, true

@@ -77,6 +77,8 @@ func TestDecode(t *testing.T) {
 		{"update w zero", "updateNode", `{"id":"n","w":0}`, nil, "w must be > 0"},
 		{"update h string", "updateNode", `{"id":"n","h":"1"}`, nil, "h must be a number"},
 		{"update title long", "updateNode", `{"id":"n","title":"` + strings.Repeat("t", 201) + `"}`, nil, "title is longer"},
+		{"nul in body", "createNode", `{"id":"n","kind":"k","x":1,"y":2,"body":"a\u0000b"}`, nil, "NUL"},
+		{"nul in title", "updateCanvas", `{"title":"\u0000"}`, nil, "NUL"},
 
 		// moveNode
 		{"move", "moveNode", `{"id":"n","x":3,"y":4}`, MoveNode{ID: "n", X: 3, Y: 4}, ""},

@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -34,8 +36,9 @@ func (s *Server) createCanvas(c echo.Context) error {
 	} else if !canvas.ValidID(req.ID) {
 		return badRequest("id must match ^[A-Za-z0-9_-]{1,64}$")
 	}
-	if !utf8.ValidString(req.Title) || utf8.RuneCountInString(req.Title) > s.cfg.Limits.MaxTitle {
-		return badRequest("title must be valid UTF-8 of at most the title limit")
+	if !utf8.ValidString(req.Title) || strings.IndexByte(req.Title, 0) >= 0 ||
+		utf8.RuneCountInString(req.Title) > s.cfg.Limits.MaxTitle {
+		return badRequest(fmt.Sprintf("title must be text of at most %d characters, without NUL", s.cfg.Limits.MaxTitle))
 	}
 	cv, created, err := s.store.CreateCanvas(c.Request().Context(), req.ID, req.Title)
 	if err != nil {
