@@ -1,0 +1,50 @@
+package migrations_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	migrations "github.com/canvasd/canvasd/sql"
+	"github.com/canvasd/canvasd/tests/pgtest"
+)
+
+// Two instances starting at once on an empty schema: both succeed, the
+// schema is created once, and applying again changes nothing.
+func TestApplyFromScratchConcurrentlyAndAgain(t *testing.T) {
+	t.Parallel()
+	cfg := pgtest.Schema(t)
+	a := pgtest.PoolFrom(t, cfg, false)
+	b := pgtest.PoolFrom(t, cfg, false)
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, p := range []*pgxpool.Pool{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = migrations.Apply(ctx, p)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	require.NoError(t, migrations.Apply(ctx, a), "applying again is a no-op")
+
+	var version int
+	require.NoError(t, a.QueryRow(ctx, `SELECT version FROM canvasd_schema_version`).Scan(&version))
+	require.Equal(t, 1, version)
+	var tables []string
+	rows, err := a.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		tables = append(tables, name)
+	}
+	require.Equal(t, []string{"canvasd_schema_version", "canvases", "client_groups", "clients", "edges", "global_version", "nodes"}, tables)
+}
