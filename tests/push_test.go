@@ -145,7 +145,7 @@ func TestPermanentErrorsAdvanceTheClient(t *testing.T) {
 		M{3, "a", "createEdge", map[string]any{"id": "e1", "from": "n1", "to": "n2"}},
 		M{4, "a", "createEdge", map[string]any{"id": "e2", "from": "n2", "to": "n1"}}, // closes a cycle
 		M{5, "a", "noSuchMutator", map[string]any{}},
-		M{6, "a", "moveNode", map[string]any{"id": "n1", "x": "far", "y": 0}},         // bad args
+		M{6, "a", "moveNode", map[string]any{"id": "n1", "x": "far", "y": 0}}, // bad args
 		M{7, "a", "createNode", map[string]any{"id": "bad id!", "kind": "box", "x": 0, "y": 0}},
 		M{8, "a", "moveNode", move("ghost", 1, 1)}, // unknown node
 		M{9, "a", "moveNode", move("n2", 3, 4)},

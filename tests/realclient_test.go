@@ -1,0 +1,329 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// TestRealClient runs the real Replicache 15.3 client (Node, tests/client)
+// against a freshly built canvasd on a fresh PostgreSQL database.
+//
+// Without node on PATH or a reachable database it skips, unless CI=true, in
+// which case it fails.
+func TestRealClient(t *testing.T) {
+	ci := os.Getenv("CI") == "true"
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if ci {
+			t.Fatalf("CI=true: "+format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		unavailable("node not on PATH: %v", err)
+	}
+
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	root := filepath.Dir(wd) // module root: tests/ is its child
+	clientDir := filepath.Join(wd, "client")
+	require.FileExists(t, filepath.Join(root, "go.mod"))
+	require.FileExists(t, filepath.Join(clientDir, "package-lock.json"))
+
+	dbURL := freshDatabase(t, unavailable)
+	bin := buildServer(t, root)
+	srv := startServer(t, bin, dbURL)
+	ensureNodeModules(t, clientDir, unavailable)
+
+	runNodeTests(t, nodeBin, clientDir, srv.base)
+
+	srv.stop(t)
+}
+
+// freshDatabase creates canvasd_rc_<random> next to DATABASE_URL's database
+// and drops it (WITH (FORCE)) at cleanup. It returns the new database's URL.
+func freshDatabase(t *testing.T, unavailable func(string, ...any)) string {
+	t.Helper()
+	adminURL := os.Getenv("DATABASE_URL")
+	if adminURL == "" {
+		adminURL = defaultDatabaseURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		unavailable("PostgreSQL at DATABASE_URL unreachable: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.Ping(ctx); err != nil {
+		unavailable("PostgreSQL at DATABASE_URL unreachable: %v", err)
+	}
+
+	name := "canvasd_rc_" + randomHex(t, 6)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	require.NoError(t, err, "create database %s", name)
+	t.Logf("database %s", name)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			t.Errorf("drop database %s: connect: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+
+	u, err := url.Parse(adminURL)
+	require.NoError(t, err, "DATABASE_URL must be a postgres:// URL")
+	require.Contains(t, []string{"postgres", "postgresql"}, u.Scheme, "DATABASE_URL must be a postgres:// URL")
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String()
+}
+
+func buildServer(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "canvasd")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/canvasd")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build ./cmd/canvasd:\n%s", out)
+	return bin
+}
+
+type server struct {
+	base    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed when the process has exited
+	waitErr error
+	once    sync.Once
+	stopErr error
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startServer(t *testing.T, bin, dbURL string) *server {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	logPath := filepath.Join(t.TempDir(), "canvasd.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+
+	cmd := exec.Command(bin, "--addr", addr, "--database-url", dbURL)
+	cmd.Env = append(os.Environ(), "CANVASD_ADDR="+addr, "DATABASE_URL="+dbURL)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	require.NoError(t, cmd.Start(), "start canvasd")
+	s := &server{base: "http://" + addr, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		s.waitErr = cmd.Wait()
+		logFile.Close()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		s.stop(t)
+		if t.Failed() {
+			s.dumpLog(t)
+		}
+	})
+
+	// Wait for GET /readyz 200.
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for {
+		select {
+		case <-s.done:
+			s.dumpLog(t)
+			t.Fatalf("canvasd exited before it was ready: %v", s.waitErr)
+		default:
+		}
+		resp, err := client.Get(s.base + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			last = fmt.Sprintf("status %d: %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			s.dumpLog(t)
+			t.Fatalf("canvasd not ready at %s/readyz within 30s; last: %s", s.base, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("canvasd ready at %s (log %s)", s.base, logPath)
+	return s
+}
+
+// stop sends SIGTERM and waits for the process to exit (SIGKILL after 15 s).
+// The first call reports an unclean shutdown as a test error.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.once.Do(func() {
+		select {
+		case <-s.done:
+			s.stopErr = fmt.Errorf("canvasd exited before SIGTERM: %v", s.waitErr)
+			return
+		default:
+		}
+		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			s.stopErr = fmt.Errorf("SIGTERM: %w", err)
+		}
+		select {
+		case <-s.done:
+			if s.waitErr != nil {
+				s.stopErr = fmt.Errorf("canvasd did not exit cleanly on SIGTERM: %v", s.waitErr)
+			}
+		case <-time.After(15 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+			s.stopErr = errors.New("canvasd did not exit within 15s of SIGTERM; killed")
+		}
+		if s.stopErr != nil {
+			t.Error(s.stopErr)
+		}
+	})
+}
+
+func (s *server) dumpLog(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		t.Logf("canvasd log %s: %v", s.logPath, err)
+		return
+	}
+	const max = 256 << 10
+	if len(b) > max {
+		b = append([]byte("…(truncated)…\n"), b[len(b)-max:]...)
+	}
+	t.Logf("---- canvasd log (%s) ----\n%s\n---- end of canvasd log ----", s.logPath, b)
+}
+
+// ensureNodeModules runs `npm ci` in tests/client when node_modules is missing.
+func ensureNodeModules(t *testing.T, clientDir string, unavailable func(string, ...any)) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(clientDir, "node_modules", "replicache", "package.json")); err == nil {
+		return
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		unavailable("tests/client/node_modules missing and npm not on PATH: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = clientDir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "npm ci in %s:\n%s", clientDir, out)
+}
+
+func runNodeTests(t *testing.T, nodeBin, clientDir, base string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// No path arguments: node --test finds *.test.js under the cwd (and
+	// skips node_modules) on every Node version from 20 on.
+	cmd := exec.CommandContext(ctx, nodeBin, "--test", "--test-reporter=spec")
+	cmd.Dir = clientDir
+	cmd.Env = append(os.Environ(), "CANVASD_URL="+base, "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.WaitDelay = 10 * time.Second
+
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	var out bytes.Buffer
+	scanned := make(chan struct{})
+	verbose := testing.Verbose()
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			out.WriteString(line)
+			out.WriteByte('\n')
+			if verbose {
+				t.Log(line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+
+	start := time.Now()
+	err := cmd.Start()
+	require.NoError(t, err, "start node --test")
+	err = cmd.Wait()
+	pw.Close()
+	<-scanned
+
+	if ctx.Err() != nil {
+		err = fmt.Errorf("node --test did not finish within 5 minutes: %w", err)
+	}
+	if err != nil && !verbose {
+		t.Logf("---- node --test output ----\n%s---- end ----", out.String())
+	}
+	require.NoError(t, err, "node --test (CANVASD_URL=%s) failed after %s; summary:\n%s",
+		base, time.Since(start).Round(time.Millisecond), summary(out.String()))
+}
+
+// summary returns the spec reporter's closing lines (counts and failures).
+func summary(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	var keep []string
+	for _, l := range lines {
+		tl := strings.TrimSpace(l)
+		if strings.HasPrefix(tl, "✖") || strings.HasPrefix(tl, "ℹ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
+}
