@@ -23,6 +23,7 @@ type config struct {
 	Batching        string
 	Notify          string
 	NotifyChannel   string
+	DebugAddr       string
 	LogFormat       string
 	LogLevel        string
 	DBMaxConns      int
@@ -57,6 +58,7 @@ func parseConfig(args []string) (*config, error) {
 	str(&cfg.Batching, "batching", "CANVASD_BATCHING", "auto", "commit the pushes waiting on a canvas in one transaction: on, off, or auto (on for canvas, off for global)")
 	str(&cfg.Notify, "notify", "CANVASD_NOTIFY", "auto", "cross-instance pokes: coalesced (pg_notify outside writes), in-tx (inside every write), or auto (coalesced for canvas, in-tx for global)")
 	str(&cfg.NotifyChannel, "notify-channel", "CANVASD_NOTIFY_CHANNEL", cfg.Actors.NotifyChannel, "PostgreSQL channel for pokes between instances")
+	str(&cfg.DebugAddr, "debug-addr", "CANVASD_DEBUG_ADDR", "", "address for pprof (/debug/pprof/); empty: off. Keep it on loopback")
 	str(&cfg.LogFormat, "log-format", "CANVASD_LOG_FORMAT", "json", "log format: json or console")
 	str(&cfg.LogLevel, "log-level", "CANVASD_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	num(&cfg.DBMaxConns, "db-max-conns", "CANVASD_DB_MAX_CONNS", 16, "database connections in the pool")
