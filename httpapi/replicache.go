@@ -31,9 +31,9 @@ func replyProtocolError(c echo.Context, err error) (bool, error) {
 	return false, nil
 }
 
-// userID is the user behind a request; canvasd has no authentication yet,
-// so every request is the same anonymous user.
-func userID(echo.Context) string { return "" }
+// userID is the user behind a request: the token's sub, or the anonymous
+// user "" when authentication is off.
+func userID(c echo.Context) string { return principalOf(c).user }
 
 func (s *Server) push(c echo.Context) error {
 	id, err := canvasID(c)

@@ -30,6 +30,17 @@ type Config struct {
 	RetryAfter time.Duration
 	// Limits apply to canvas titles given at creation.
 	Limits canvas.Limits
+	// Auth configures bearer tokens; without a key source it is off.
+	Auth AuthConfig
+	// CORSOrigins may call the API from a browser (none by default).
+	CORSOrigins []string
+	// PushRate bounds each user's pushes and canvas creations, PullRate
+	// their pulls and reads; both need authentication (per user).
+	PushRate, PullRate RateLimit
+	// MaxStreamsPerUser bounds the SSE streams one user holds open.
+	MaxStreamsPerUser int
+	// BodyReadTimeout bounds reading a request body.
+	BodyReadTimeout time.Duration
 }
 
 // DefaultConfig returns the production defaults.
@@ -40,6 +51,11 @@ func DefaultConfig() Config {
 		PingInterval:        15 * time.Second,
 		RetryAfter:          time.Second,
 		Limits:              canvas.DefaultLimits(),
+		Auth:                DefaultAuthConfig(),
+		PushRate:            RateLimit{PerSecond: 50, Burst: 100},
+		PullRate:            RateLimit{PerSecond: 50, Burst: 100},
+		MaxStreamsPerUser:   32,
+		BodyReadTimeout:     30 * time.Second,
 	}
 }
 
@@ -54,8 +70,12 @@ func (c Config) Validate() error {
 		return errors.New("ping interval must be in (0, 15s]")
 	case c.RetryAfter < time.Second:
 		return errors.New("retry-after must be at least 1s")
+	case c.MaxStreamsPerUser < 0:
+		return errors.New("max streams per user must be >= 0 (0: no bound)")
+	case c.BodyReadTimeout < 0:
+		return errors.New("body read timeout must be >= 0 (0: no bound)")
 	}
-	return nil
+	return errors.Join(c.Auth.Validate(), c.PushRate.validate("push"), c.PullRate.validate("pull"))
 }
 
 // Server is the HTTP API.
@@ -67,6 +87,7 @@ type Server struct {
 	ready func() bool
 	echo  *echo.Echo
 	pulls pullMetrics
+	auth  *authenticator // nil: authentication off
 }
 
 // New builds the API. ready reports whether start-up (migrations, LISTEN)
@@ -75,24 +96,41 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New()}
+	auth, err := newAuthenticator(cfg.Auth, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New(), auth: auth}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.Recover())
 	e.Use(s.logRequests)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(cors(cfg.CORSOrigins))
+	}
+	pushes, pulls := newLimiter(cfg.PushRate), newLimiter(cfg.PullRate)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
 	api := e.Group("/api")
-	api.POST("/canvases", s.createCanvas)
-	api.GET("/canvases/:canvasID", s.getCanvas)
-	api.POST("/canvases/:canvasID/replicache/push", s.push)
-	api.POST("/canvases/:canvasID/replicache/pull", s.pull)
-	api.GET("/canvases/:canvasID/events", s.events)
+	// Every grant is checked before the handler, so a caller without one
+	// learns nothing about the canvas, not even whether it exists.
+	api.POST("/canvases", s.createCanvas, s.bodyDeadline, s.authorize(accessCreate), s.rateLimit(pushes))
+	api.GET("/canvases/:canvasID", s.getCanvas, s.authorize(accessRead), s.rateLimit(pulls))
+	api.POST("/canvases/:canvasID/replicache/push", s.push, s.bodyDeadline, s.authorize(accessWrite), s.rateLimit(pushes))
+	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls))
+	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams)
 	return s, nil
 }
+
+// Close stops the background work of the API (JWKS refreshes). Safe to
+// call twice.
+func (s *Server) Close() { s.auth.close() }
+
+// AuthEnabled reports whether requests need a token.
+func (s *Server) AuthEnabled() bool { return s.auth != nil }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }

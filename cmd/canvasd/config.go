@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,14 @@ type config struct {
 	LogLevel        string
 	DBMaxConns      int
 	ShutdownTimeout time.Duration
+
+	// Security settings: see SECURITY in the README.
+	JWTSecret         string
+	JWTSecretFile     string
+	InsecureNoAuth    bool
+	CORSOrigins       string
+	ReadHeaderTimeout time.Duration
+	HTTPIdleTimeout   time.Duration
 
 	Actors actors.Config
 	HTTP   httpapi.Config
@@ -70,6 +79,35 @@ func parseConfig(args []string) (*config, error) {
 	var maxBody int
 	num(&maxBody, "max-body-bytes", "CANVASD_MAX_BODY_BYTES", int(cfg.HTTP.MaxBodyBytes), "request body size limit")
 	dur(&cfg.HTTP.PingInterval, "sse-ping", "CANVASD_SSE_PING", cfg.HTTP.PingInterval, "SSE heartbeat period (at most 15s)")
+	flt := func(p *float64, name, env string, def float64, usage string) {
+		v, err := envFloat(env, def)
+		envErrs = append(envErrs, err)
+		fs.Float64Var(p, name, v, usage+" (env "+env+")")
+	}
+	boolean := func(p *bool, name, env string, usage string) {
+		v, err := envBool(env)
+		envErrs = append(envErrs, err)
+		fs.BoolVar(p, name, v, usage+" (env "+env+")")
+	}
+	auth := &cfg.HTTP.Auth
+	str(&cfg.JWTSecret, "jwt-secret", "CANVASD_JWT_SECRET", "", "HS256 secret verifying bearer tokens, at least 32 bytes (prefer the env or a file: flags show in ps)")
+	str(&cfg.JWTSecretFile, "jwt-secret-file", "CANVASD_JWT_SECRET_FILE", "", "file holding the HS256 secret")
+	str(&auth.JWKSFile, "jwks-file", "CANVASD_JWKS_FILE", "", "JSON Web Key Set file verifying RS256/ES256 tokens (re-read when it changes)")
+	str(&auth.JWKSURL, "jwks-url", "CANVASD_JWKS_URL", "", "JSON Web Key Set URL verifying RS256/ES256 tokens (https; cached and refreshed)")
+	dur(&auth.JWKSRefresh, "jwks-refresh", "CANVASD_JWKS_REFRESH", auth.JWKSRefresh, "how often the JWKS is read again")
+	str(&auth.Issuer, "jwt-issuer", "CANVASD_JWT_ISSUER", "", "required token iss (empty: not checked)")
+	str(&auth.Audience, "jwt-audience", "CANVASD_JWT_AUDIENCE", "", "required token aud (empty: not checked)")
+	dur(&auth.ClockSkew, "jwt-clock-skew", "CANVASD_JWT_CLOCK_SKEW", auth.ClockSkew, "leeway for token exp, nbf and iat")
+	boolean(&cfg.InsecureNoAuth, "insecure-no-auth", "CANVASD_INSECURE_NO_AUTH", "allow listening beyond loopback without authentication: anyone reaching the port reads and writes every canvas")
+	str(&cfg.CORSOrigins, "cors-origins", "CANVASD_CORS_ORIGINS", "", "comma-separated origins allowed to call the API from browsers (empty: same origin only)")
+	flt(&cfg.HTTP.PushRate.PerSecond, "rate-push", "CANVASD_RATE_PUSH", cfg.HTTP.PushRate.PerSecond, "pushes and creations per second per user (0: unlimited; needs auth)")
+	num(&cfg.HTTP.PushRate.Burst, "rate-push-burst", "CANVASD_RATE_PUSH_BURST", cfg.HTTP.PushRate.Burst, "burst of pushes per user")
+	flt(&cfg.HTTP.PullRate.PerSecond, "rate-pull", "CANVASD_RATE_PULL", cfg.HTTP.PullRate.PerSecond, "pulls and reads per second per user (0: unlimited; needs auth)")
+	num(&cfg.HTTP.PullRate.Burst, "rate-pull-burst", "CANVASD_RATE_PULL_BURST", cfg.HTTP.PullRate.Burst, "burst of pulls per user")
+	num(&cfg.HTTP.MaxStreamsPerUser, "max-sse-per-user", "CANVASD_MAX_SSE_PER_USER", cfg.HTTP.MaxStreamsPerUser, "open event streams per user (0: unlimited; needs auth)")
+	dur(&cfg.HTTP.BodyReadTimeout, "body-read-timeout", "CANVASD_BODY_READ_TIMEOUT", cfg.HTTP.BodyReadTimeout, "time a client may take to send a request body")
+	dur(&cfg.ReadHeaderTimeout, "read-header-timeout", "CANVASD_READ_HEADER_TIMEOUT", 10*time.Second, "time a client may take to send request headers")
+	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "CANVASD_HTTP_IDLE_TIMEOUT", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -129,7 +167,44 @@ func (c *config) resolve() error {
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("shutdown-timeout must be positive")
 	}
+	if c.ReadHeaderTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		return errors.New("read-header-timeout and http-idle-timeout must be positive")
+	}
+	if err := c.resolveAuth(); err != nil {
+		return err
+	}
 	return errors.Join(c.Actors.Validate(), c.HTTP.Validate())
+}
+
+// resolveAuth reads the secret and applies the loopback rule: without
+// authentication canvasd listens on loopback only, unless told otherwise.
+func (c *config) resolveAuth() error {
+	switch {
+	case c.JWTSecret != "" && c.JWTSecretFile != "":
+		return errors.New("give jwt-secret or jwt-secret-file, not both")
+	case c.JWTSecretFile != "":
+		b, err := os.ReadFile(c.JWTSecretFile)
+		if err != nil {
+			return fmt.Errorf("jwt-secret-file: %w", err)
+		}
+		c.HTTP.Auth.HS256Secret = bytes.TrimSpace(b)
+	case c.JWTSecret != "":
+		c.HTTP.Auth.HS256Secret = []byte(c.JWTSecret)
+	}
+	for o := range strings.SplitSeq(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.HTTP.CORSOrigins = append(c.HTTP.CORSOrigins, o)
+		}
+	}
+	enabled := c.HTTP.Auth.Enabled()
+	switch {
+	case enabled && c.InsecureNoAuth:
+		return errors.New("insecure-no-auth contradicts the token settings given: drop one")
+	case !enabled && !c.InsecureNoAuth && !httpapi.IsLoopback(c.Addr):
+		return fmt.Errorf("no authentication configured, so canvasd listens on loopback only, not on %q: "+
+			"set --jwt-secret, --jwks-file or --jwks-url, or accept open access with --insecure-no-auth", c.Addr)
+	}
+	return nil
 }
 
 func envOr(name, def string) string {
@@ -149,6 +224,30 @@ func envInt(name string, def int) (int, error) {
 		return def, fmt.Errorf("%s: %q is not a whole number", name, v)
 	}
 	return n, nil
+}
+
+func envFloat(name string, def float64) (float64, error) {
+	v := envOr(name, "")
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return def, fmt.Errorf("%s: %q is not a number", name, v)
+	}
+	return f, nil
+}
+
+func envBool(name string) (bool, error) {
+	v := envOr(name, "")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false", name, v)
+	}
+	return b, nil
 }
 
 func envDuration(name string, def time.Duration) (time.Duration, error) {

@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer api.Close()
+	logAuth(log, cfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -62,8 +64,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{
 		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	if cfg.DebugAddr != "" {
@@ -113,6 +116,23 @@ func run(ctx context.Context, args []string) error {
 	sys.Stop()
 	log.Info("stopped")
 	return nil
+}
+
+// logAuth says at start-up how requests are authenticated, loudly when
+// they are not.
+func logAuth(log *zap.Logger, cfg *config) {
+	a := cfg.HTTP.Auth
+	if !a.Enabled() {
+		msg := "authentication is off: every client can read and write every canvas; listening on loopback only"
+		if cfg.InsecureNoAuth {
+			msg = "authentication is off and --insecure-no-auth is set: anyone reaching " + cfg.Addr + " can read and write every canvas"
+		}
+		log.Warn(msg)
+		return
+	}
+	log.Info("bearer tokens required", zap.Bool("hs256", len(a.HS256Secret) > 0),
+		zap.String("jwks_file", a.JWKSFile), zap.String("jwks_url", a.JWKSURL),
+		zap.String("issuer", a.Issuer), zap.String("audience", a.Audience), zap.Strings("cors_origins", cfg.HTTP.CORSOrigins))
 }
 
 // migrate applies the schema, retrying while the database is unreachable.

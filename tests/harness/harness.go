@@ -27,7 +27,18 @@ type Server struct {
 	URL   string
 	Store *store.Store
 	Sys   *actors.System
-	http  *httptest.Server
+	// Header is sent with every request of Do (and so Push, Pull...).
+	Header http.Header
+	http   *httptest.Server
+	api    *httpapi.Server
+}
+
+// As returns a client of the same instance sending token as its bearer
+// token; the instance still stops with the test.
+func (s *Server) As(token string) *Server {
+	c := *s
+	c.Header = http.Header{"Authorization": {"Bearer " + token}}
+	return &c
 }
 
 // Option adjusts the configuration of a Server.
@@ -52,7 +63,7 @@ func Start(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Server {
 	api, err := httpapi.New(hcfg, st, sys, log.Named("http"), func() bool { return true })
 	require.NoError(t, err)
 	hs := httptest.NewServer(api)
-	s := &Server{URL: hs.URL, Store: st, Sys: sys, http: hs}
+	s := &Server{URL: hs.URL, Store: st, Sys: sys, http: hs, api: api}
 	t.Cleanup(s.Stop)
 	require.Eventually(t, sys.Ready, 10*time.Second, 10*time.Millisecond, "LISTEN connection")
 	return s
@@ -64,6 +75,7 @@ func (s *Server) Stop() {
 	s.http.CloseClientConnections()
 	s.http.Close()
 	s.Sys.Stop()
+	s.api.Close()
 }
 
 // Do sends a request with a JSON body (nil for none) and returns the status
@@ -85,6 +97,9 @@ func (s *Server) Do(t testing.TB, method, path string, body any) (int, []byte) {
 	req, err := http.NewRequest(method, s.URL+path, r)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range s.Header {
+		req.Header[k] = v
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
