@@ -108,13 +108,21 @@ type streams struct {
 	limit int
 }
 
+func newStreams(limit int) *streams { return &streams{open: map[string]int{}, limit: limit} }
+
 // limitStreams bounds the SSE streams one user holds open (429 past it).
 // Like rateLimit it needs users, so it applies with authentication on.
-func (s *Server) limitStreams(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.auth == nil || s.cfg.MaxStreamsPerUser <= 0 {
-		return next
+// (echo builds a route's middleware chain per request: state lives in st.)
+func (s *Server) limitStreams(st *streams) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if s.auth == nil || st.limit <= 0 {
+			return next
+		}
+		return s.countStream(st, next)
 	}
-	st := &streams{open: map[string]int{}, limit: s.cfg.MaxStreamsPerUser}
+}
+
+func (s *Server) countStream(st *streams, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		user := principalOf(c).user
 		st.mu.Lock()

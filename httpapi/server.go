@@ -121,7 +121,7 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	api.GET("/canvases/:canvasID", s.getCanvas, s.authorize(accessRead), s.rateLimit(pulls))
 	api.POST("/canvases/:canvasID/replicache/push", s.push, s.bodyDeadline, s.authorize(accessWrite), s.rateLimit(pushes))
 	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls))
-	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams)
+	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams(newStreams(cfg.MaxStreamsPerUser)))
 	return s, nil
 }
 
