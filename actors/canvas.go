@@ -49,27 +49,39 @@ type (
 // copy of its content and clients (checked against the database under the
 // canvas row lock in every transaction), and its subscribers.
 type canvasActor struct {
-	s     *System
-	id    string
-	entry *entry
-	log   *zap.Logger
+	s      *System
+	id     string
+	entry  *entry
+	logger *zap.Logger
 
 	loaded  bool
 	state   *canvas.State
 	version int64 // the version state and clients reflect
 	seen    int64 // the newest version known to exist (pokes from other instances)
+	epoch   string
 	clients map[string]store.Client
 	groups  map[string]string // client group -> user, for groups bound to this canvas
 
+	// The pull side: clients by group, the bindings of groups that only
+	// pull, and a log of the rows changed after logFloor, from which
+	// incremental pulls are answered without the database.
+	groupClients map[string][]string
+	pullGroups   map[string]groupBinding
+	log          []logEntry
+	logFloor     int64
+	patches      map[int64]*Patch
+
 	pending        []*pushMsg
 	flushScheduled bool
+	pendingPulls   []*pullMsg
+	pullScheduled  bool
 	subs           map[*actor.PID]struct{}
 }
 
 func newCanvasActor(s *System, id string, e *entry) actor.Producer {
 	return func() actor.Receiver {
-		return &canvasActor{s: s, id: id, entry: e, log: s.log.Named("canvas").With(zap.String("canvas", id)),
-			subs: make(map[*actor.PID]struct{})}
+		return &canvasActor{s: s, id: id, entry: e, logger: s.log.Named("canvas").With(zap.String("canvas", id)),
+			subs: make(map[*actor.PID]struct{}), pullGroups: make(map[string]groupBinding), patches: make(map[int64]*Patch)}
 	}
 }
 
@@ -84,6 +96,15 @@ func (a *canvasActor) Receive(c *actor.Context) {
 	case flushMsg:
 		a.flushScheduled = false
 		a.flush(c)
+	case *pullMsg:
+		a.pendingPulls = append(a.pendingPulls, msg)
+		if !a.pullScheduled {
+			a.pullScheduled = true
+			c.Send(c.PID(), pullFlushMsg{})
+		}
+	case pullFlushMsg:
+		a.pullScheduled = false
+		a.flushPulls()
 	case *subscribeMsg:
 		msg.reply <- a.subscribe(msg.pid)
 	case *unsubscribeMsg:
@@ -102,6 +123,11 @@ func (a *canvasActor) Receive(c *actor.Context) {
 		// pending here; at shutdown, answer what is left.
 		a.fail(a.pending, ErrStopped)
 		a.pending = nil
+		for _, p := range a.pendingPulls {
+			p.reply <- pullReply{err: ErrStopped}
+			a.s.dir.release(p.entry)
+		}
+		a.pendingPulls = nil
 	}
 }
 
@@ -149,7 +175,7 @@ func (a *canvasActor) flush(c *actor.Context) {
 	version, results, err := a.commit(batch)
 	if err != nil && len(batch) > 1 && !store.IsTemporary(err) {
 		// One bad push must not fail its neighbours: retry them one by one.
-		a.log.Warn("batch failed, retrying its pushes one by one", zap.Int("pushes", len(batch)), zap.Error(err))
+		a.logger.Warn("batch failed, retrying its pushes one by one", zap.Int("pushes", len(batch)), zap.Error(err))
 		for _, p := range batch {
 			v, res, err := a.commit([]*pushMsg{p})
 			a.answer([]*pushMsg{p}, res, err)
@@ -203,16 +229,82 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 	defer func() {
 		if v := recover(); v != nil {
 			a.loaded = false
-			a.log.Error("push batch panicked", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			a.logger.Error("push batch panicked", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 			version, results, err = 0, nil, fmt.Errorf("internal error: %v", v)
 		}
 	}()
-
 	if !a.loaded {
 		if err := a.load(ctx); err != nil {
 			return 0, nil, err
 		}
 	}
+	if a.s.cfg.Versioning == store.PerCanvas {
+		version, results, err = a.commitOptimistic(ctx, batch)
+		if !errors.Is(err, store.ErrStale) {
+			return version, results, err
+		}
+		// Another instance wrote this canvas since we loaded it: redo the
+		// batch under the row lock, on fresh state.
+		a.logger.Debug("canvas written elsewhere, retrying under the row lock")
+		if err := a.load(ctx); err != nil {
+			return 0, nil, err
+		}
+	}
+	return a.commitLocked(ctx, batch)
+}
+
+// commitOptimistic applies batch to the in-memory canvas and writes it in
+// one statement that commits only if the database is still at the version
+// the memory reflects (store.ErrStale otherwise, with nothing written).
+func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (int64, []error, error) {
+	b := newBatchWriter(a, func(ctx context.Context, group string) (string, string, bool, error) {
+		return a.s.store.GroupOwner(ctx, group, a.id)
+	})
+	results := make([]error, len(batch))
+	for i, p := range batch {
+		results[i] = b.push(ctx, p)
+	}
+	if b.err != nil {
+		a.loaded = false
+		a.s.Metrics.WriteErrors.Add(1)
+		return 0, nil, b.err
+	}
+	if b.write.Empty() {
+		if b.gap {
+			// A gap seen through a stale cache may be no gap at all.
+			current, err := a.s.store.Version(ctx, a.id)
+			if err != nil {
+				return 0, nil, err
+			}
+			if current != a.version {
+				a.loaded = false
+				return 0, nil, store.ErrStale
+			}
+		}
+		return 0, results, nil // nothing new: the version stays
+	}
+	b.finish()
+	var channel, prefix string
+	if a.s.cfg.Notify == NotifyInTx {
+		channel, prefix = a.s.cfg.NotifyChannel, a.s.notifier.instance+" "+a.id+":"
+	}
+	version, err := a.s.store.CommitBatch(ctx, a.id, a.version, &b.write, channel, prefix)
+	if err != nil {
+		// The in-memory state already holds the batch: reload it next time.
+		a.loaded = false
+		if !errors.Is(err, store.ErrStale) {
+			a.s.Metrics.WriteErrors.Add(1)
+		}
+		return 0, nil, err
+	}
+	a.committedBatch(version, b)
+	return version, results, nil
+}
+
+// commitLocked takes the canvas row lock (and in global mode the global
+// row lock) first, catches up with what other instances wrote, then applies
+// batch in that transaction.
+func (a *canvasActor) commitLocked(ctx context.Context, batch []*pushMsg) (int64, []error, error) {
 	w, err := a.s.store.BeginWrite(ctx, a.id, a.s.cfg.Versioning)
 	if err != nil {
 		a.s.Metrics.WriteErrors.Add(1)
@@ -220,17 +312,18 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 	}
 	defer w.Rollback(ctx)
 	if w.Prev != a.version {
-		// Another instance wrote this canvas: catch up under the row lock.
 		if err := a.catchUp(ctx, w); err != nil {
 			a.loaded = false
 			return 0, nil, err
 		}
 	}
 
-	b := newBatchWriter(a)
-	results = make([]error, len(batch))
+	b := newBatchWriter(a, func(ctx context.Context, group string) (string, string, bool, error) {
+		return w.GroupOwner(ctx, group)
+	})
+	results := make([]error, len(batch))
 	for i, p := range batch {
-		results[i] = b.push(ctx, w, p)
+		results[i] = b.push(ctx, p)
 	}
 	if b.err != nil {
 		a.loaded = false
@@ -249,20 +342,34 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 		err = w.Commit(ctx)
 	}
 	if err != nil {
-		// The in-memory state already holds the batch: reload it next time.
 		a.loaded = false
 		a.s.Metrics.WriteErrors.Add(1)
 		return 0, nil, err
 	}
-	a.version = w.Version
+	a.committedBatch(w.Version, b)
+	return w.Version, results, nil
+}
+
+// committedBatch brings the actor's bookkeeping to a committed batch.
+func (a *canvasActor) committedBatch(version int64, b *batchWriter) {
+	a.version = version
 	for id, cl := range b.write.Clients {
-		a.clients[id] = cl
+		cl.Version = version
+		a.setClient(id, cl)
 	}
+	a.recordChanges(version, b.write.Changes)
 	for _, g := range b.write.NewGroups {
 		a.groups[g.ID] = g.UserID
 	}
 	a.s.Metrics.Transactions.Add(1)
-	return w.Version, results, nil
+}
+
+// setClient records a client, indexing it under its group.
+func (a *canvasActor) setClient(id string, cl store.Client) {
+	if _, ok := a.clients[id]; !ok {
+		a.groupClients[cl.Group] = append(a.groupClients[cl.Group], id)
+	}
+	a.clients[id] = cl
 }
 
 func (a *canvasActor) load(ctx context.Context) error {
@@ -276,8 +383,14 @@ func (a *canvasActor) load(ctx context.Context) error {
 	}
 	a.clients = snap.Clients
 	a.groups = make(map[string]string)
+	a.groupClients = make(map[string][]string)
+	for id, cl := range a.clients {
+		a.groupClients[cl.Group] = append(a.groupClients[cl.Group], id)
+	}
+	a.epoch = snap.Canvas.Epoch
 	a.version = snap.Canvas.Version
 	a.seen = max(a.seen, a.version)
+	a.resetLog(a.version)
 	a.loaded = true
 	return nil
 }
@@ -290,6 +403,7 @@ func (a *canvasActor) catchUp(ctx context.Context, w *store.WriteTx) error {
 		a.state = canvas.NewState(canvas.Meta{ID: a.id})
 		a.clients = make(map[string]store.Client)
 		a.groups = make(map[string]string)
+		a.groupClients = make(map[string][]string)
 	}
 	snap, err := w.Since(ctx, since)
 	if err != nil {
@@ -299,9 +413,10 @@ func (a *canvasActor) catchUp(ctx context.Context, w *store.WriteTx) error {
 		a.state.Load(ch)
 	}
 	for id, cl := range snap.Clients {
-		a.clients[id] = cl
+		a.setClient(id, cl)
 	}
-	a.log.Debug("caught up with another instance", zap.Int64("from", since), zap.Int64("to", w.Prev))
+	a.resetLog(w.Prev)
+	a.logger.Debug("caught up with another instance", zap.Int64("from", since), zap.Int64("to", w.Prev))
 	a.version = w.Prev
 	return nil
 }

@@ -15,10 +15,15 @@ import (
 // state and collects the rows to write.
 type batchWriter struct {
 	a       *canvasActor
+	owner   groupOwnerFunc
 	write   store.Write
 	changes []canvas.Change
 	index   map[changeKey]int // position in changes of the newest change of a row
 	err     error             // a database error: the whole batch fails
+	// gap is set when a mutation waited for a missing predecessor: with a
+	// stale cache of lastMutationIDs that may be wrong, so it must be
+	// checked even when the batch writes nothing.
+	gap bool
 }
 
 type changeKey struct {
@@ -26,8 +31,11 @@ type changeKey struct {
 	id   string
 }
 
-func newBatchWriter(a *canvasActor) *batchWriter {
-	return &batchWriter{a: a, write: store.Write{Clients: make(map[string]store.Client)}, index: make(map[changeKey]int)}
+// groupOwnerFunc finds the canvas and user a client group is bound to.
+type groupOwnerFunc func(ctx context.Context, group string) (canvasID, userID string, found bool, err error)
+
+func newBatchWriter(a *canvasActor, owner groupOwnerFunc) *batchWriter {
+	return &batchWriter{a: a, owner: owner, write: store.Write{Clients: make(map[string]store.Client)}, index: make(map[changeKey]int)}
 }
 
 // client returns what this batch knows of clientID.
@@ -40,7 +48,7 @@ func (b *batchWriter) client(clientID string) (store.Client, bool) {
 }
 
 // groupUser returns the user of a client group bound to this canvas.
-func (b *batchWriter) groupUser(ctx context.Context, w *store.WriteTx, groupID string) (user string, bound, known bool) {
+func (b *batchWriter) groupUser(ctx context.Context, groupID string) (user string, bound, known bool) {
 	if u, ok := b.a.groups[groupID]; ok {
 		return u, true, true
 	}
@@ -49,7 +57,7 @@ func (b *batchWriter) groupUser(ctx context.Context, w *store.WriteTx, groupID s
 			return g.UserID, true, true
 		}
 	}
-	canvasID, user, found, err := w.GroupOwner(ctx, groupID)
+	canvasID, user, found, err := b.owner(ctx, groupID)
 	if err != nil {
 		b.err = err
 		return "", false, false
@@ -66,12 +74,12 @@ func (b *batchWriter) groupUser(ctx context.Context, w *store.WriteTx, groupID s
 
 // push applies one push. It returns a protocol error for the push alone
 // (nil if its mutations were applied or skipped).
-func (b *batchWriter) push(ctx context.Context, w *store.WriteTx, p *pushMsg) error {
+func (b *batchWriter) push(ctx context.Context, p *pushMsg) error {
 	if b.err != nil {
 		return nil
 	}
 	req := p.req
-	user, bound, known := b.groupUser(ctx, w, req.ClientGroupID)
+	user, bound, known := b.groupUser(ctx, req.ClientGroupID)
 	switch {
 	case b.err != nil:
 		return nil
@@ -118,12 +126,13 @@ func (b *batchWriter) push(ctx context.Context, w *store.WriteTx, p *pushMsg) er
 				stopped = make(map[string]bool)
 			}
 			stopped[m.ClientID] = true
-			b.a.log.Debug("mutation gap", zap.String("client", m.ClientID), zap.Int64("expected", next), zap.Int64("got", m.ID))
+			b.gap = true
+			b.a.logger.Debug("mutation gap", zap.String("client", m.ClientID), zap.Int64("expected", next), zap.Int64("got", m.ID))
 			continue
 		}
 		if err := b.apply(m); err != nil {
 			b.a.s.Metrics.RejectedMutations.Add(1)
-			b.a.log.Info("mutation rejected", zap.String("client", m.ClientID), zap.Int64("id", m.ID),
+			b.a.logger.Info("mutation rejected", zap.String("client", m.ClientID), zap.Int64("id", m.ID),
 				zap.String("mutator", m.Name), zap.Error(err))
 		}
 		b.a.s.Metrics.Mutations.Add(1)
@@ -139,7 +148,7 @@ func (b *batchWriter) apply(m canvas.Mutation) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			b.a.loaded = false // the state may be half-changed: reload it
-			b.a.log.Error("mutator panicked", zap.String("mutator", m.Name), zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			b.a.logger.Error("mutator panicked", zap.String("mutator", m.Name), zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 			err = &canvas.RuleError{Mutator: m.Name, Reason: fmt.Sprintf("internal error: %v", v)}
 		}
 	}()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/canvasd/canvasd/actors"
 	"github.com/canvasd/canvasd/canvas"
 	"github.com/canvasd/canvasd/canvas/store"
 )
@@ -73,10 +74,12 @@ func (s *Server) pull(c echo.Context) error {
 		}
 		return err
 	}
-	return c.JSON(http.StatusOK, resp)
+	return c.JSONBlob(http.StatusOK, resp)
 }
 
-func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) (*canvas.PullResponse, error) {
+// pullResponse answers a pull from the canvas actor's memory when it can
+// place the cookie there, else from one snapshot of the database.
+func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) ([]byte, error) {
 	req, err := canvas.DecodePull(body)
 	if err != nil {
 		return nil, err
@@ -85,18 +88,32 @@ func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) (*ca
 	if err != nil {
 		return nil, err
 	}
-	since := store.Full
-	if cookie != nil {
-		if cookie.Canvas != canvasID {
-			return nil, canvas.ErrClientStateNotFound
-		}
-		since = cookie.Order
+	if cookie != nil && cookie.Canvas != canvasID {
+		return nil, canvas.ErrClientStateNotFound
 	}
-	res, err := s.store.Pull(c.Request().Context(), canvasID, req.ClientGroupID, since)
+	ctx := c.Request().Context()
+	s.pulls.count.Add(1)
+	res, err := s.sys.Pull(ctx, canvasID, userID(c), req.ClientGroupID, cookie)
+	if errors.Is(err, actors.ErrPullFromStore) {
+		s.pulls.fromStore.Add(1)
+		res, err = s.pullFromStore(c, canvasID, req.ClientGroupID, cookie)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.pulls.count.Add(1)
+	return encodePullResponse(res)
+}
+
+// pullFromStore reads a pull from one REPEATABLE READ snapshot.
+func (s *Server) pullFromStore(c echo.Context, canvasID, group string, cookie *canvas.Cookie) (*actors.PullResult, error) {
+	since := store.Full
+	if cookie != nil {
+		since = cookie.Order
+	}
+	res, err := s.store.Pull(c.Request().Context(), canvasID, group, since)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case res.GroupCanvas != "" && res.GroupCanvas != canvasID:
 		return nil, canvas.ErrClientStateNotFound // the group is bound to another canvas
@@ -105,18 +122,57 @@ func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) (*ca
 	case cookie != nil && (cookie.Epoch != res.Canvas.Epoch || cookie.Order > res.Canvas.Version):
 		return nil, canvas.ErrClientStateNotFound // not this canvas's history
 	}
-	resp := &canvas.PullResponse{
+	return &actors.PullResult{
 		Cookie:                canvas.Cookie{Order: res.Canvas.Version, Canvas: canvasID, Epoch: res.Canvas.Epoch},
 		LastMutationIDChanges: res.LastMutationIDs,
-		Patch:                 make([]canvas.PatchOp, 0, len(res.Changes)+1),
+		Patch:                 &actors.Patch{Full: cookie == nil, Changes: res.Changes},
+	}, nil
+}
+
+// encodePullResponse writes a PullResponseOKV1. The patch is encoded once
+// per Patch, however many clients share it.
+func encodePullResponse(res *actors.PullResult) ([]byte, error) {
+	cookie, err := json.Marshal(res.Cookie)
+	if err != nil {
+		return nil, err
 	}
-	if cookie == nil {
-		resp.Patch = append(resp.Patch, canvas.ClearOp())
+	lmids := res.LastMutationIDChanges
+	if lmids == nil {
+		lmids = map[string]int64{}
 	}
-	for _, ch := range res.Changes {
-		resp.Patch = append(resp.Patch, ch.PatchOp())
+	changes, err := json.Marshal(lmids)
+	if err != nil {
+		return nil, err
 	}
-	return resp, nil
+	patch := res.Patch.JSON(encodePatch)
+	out := make([]byte, 0, len(patch)+len(cookie)+len(changes)+64)
+	out = append(out, `{"cookie":`...)
+	out = append(out, cookie...)
+	out = append(out, `,"lastMutationIDChanges":`...)
+	out = append(out, changes...)
+	out = append(out, `,"patch":`...)
+	out = append(out, patch...)
+	out = append(out, '}')
+	return out, nil
+}
+
+// encodePatch encodes a patch array: clear first for a full patch.
+func encodePatch(full bool, changes []canvas.Change) []byte {
+	buf := bytes.NewBuffer(make([]byte, 0, 64+len(changes)*128))
+	buf.WriteByte('[')
+	if full {
+		buf.WriteString(`{"op":"clear"}`)
+	}
+	enc := json.NewEncoder(buf)
+	for i, ch := range changes {
+		if i > 0 || full {
+			buf.WriteByte(',')
+		}
+		_ = enc.Encode(ch.PatchOp()) // values are plain structs: cannot fail
+		buf.Truncate(buf.Len() - 1)  // the encoder's newline
+	}
+	buf.WriteByte(']')
+	return buf.Bytes()
 }
 
 // strictJSON decodes one JSON value and rejects trailing data.

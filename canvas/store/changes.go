@@ -13,6 +13,8 @@ import (
 type Client struct {
 	Group          string
 	LastMutationID int64
+	// Version is the canvas version at which LastMutationID last changed.
+	Version int64
 }
 
 // Full asks an incremental read for everything live.
@@ -85,11 +87,11 @@ func loadSince(ctx context.Context, q interface {
 		return err
 	})
 	queueChanges(b, canvasID, since, &snap.Changes)
-	b.Queue(`SELECT id, client_group_id, last_mutation_id FROM clients WHERE canvas_id = $1 AND version > $2`,
+	b.Queue(`SELECT id, client_group_id, last_mutation_id, version FROM clients WHERE canvas_id = $1 AND version > $2`,
 		canvasID, since).Query(func(rows pgx.Rows) error {
 		var id string
 		var c Client
-		_, err := pgx.ForEachRow(rows, []any{&id, &c.Group, &c.LastMutationID}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &c.Group, &c.LastMutationID, &c.Version}, func() error {
 			snap.Clients[id] = c
 			return nil
 		})
@@ -100,6 +102,21 @@ func loadSince(ctx context.Context, q interface {
 	}
 	if snap.Canvas.titleVersion > since {
 		snap.Changes = append(snap.Changes, canvas.Change{Kind: canvas.ChangeCanvas, ID: canvasID, Title: snap.Canvas.Title})
+	}
+	return snap, nil
+}
+
+// ReadSince reads, in one REPEATABLE READ snapshot, the canvas row and
+// everything written to it after since.
+func (s *Store) ReadSince(ctx context.Context, canvasID string, since int64) (*Snapshot, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	defer rollback(ctx, tx)
+	snap, err := loadSince(ctx, tx, canvasID, since)
+	if err != nil {
+		return nil, fmt.Errorf("read canvas %s: %w", canvasID, err)
 	}
 	return snap, nil
 }
