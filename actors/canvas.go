@@ -409,15 +409,13 @@ func (a *canvasActor) catchUp(ctx context.Context, w *store.WriteTx) error {
 	if err != nil {
 		return err
 	}
-	for _, ch := range snap.Changes {
-		a.state.Load(ch)
-	}
-	for id, cl := range snap.Clients {
-		a.setClient(id, cl)
-	}
-	a.resetLog(w.Prev)
 	a.logger.Debug("caught up with another instance", zap.Int64("from", since), zap.Int64("to", w.Prev))
-	a.version = w.Prev
+	if since == store.Full {
+		a.resetLog(w.Prev)
+	}
+	// Inside this transaction the canvas row already holds the new
+	// version: memory is at the one before.
+	a.applyCaughtUp(snap, w.Prev)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -18,9 +19,6 @@ import (
 // than its change log, or written by another instance it has not caught up
 // with).
 var ErrPullFromStore = errors.New("pull must be read from the store")
-
-// maxLog bounds the change log a canvas actor keeps for incremental pulls.
-const maxLog = 8192
 
 // logEntry records that a row changed at a version.
 type logEntry struct {
@@ -128,17 +126,27 @@ func (a *canvasActor) refresh() error {
 	if snap.Canvas.Version < a.version {
 		return a.load(ctx) // the database went back (restored?): start over
 	}
+	a.logger.Debug("read in another instance's writes", zap.Int64("from", a.version), zap.Int64("to", snap.Canvas.Version))
+	a.applyCaughtUp(snap, snap.Canvas.Version)
+	return nil
+}
+
+// applyCaughtUp brings memory up to snap, the rows written after a.version
+// by another instance up to version, and logs them for incremental pulls.
+func (a *canvasActor) applyCaughtUp(snap *store.Snapshot, version int64) {
 	for _, ch := range snap.Changes {
 		a.state.Load(ch)
 	}
 	for id, cl := range snap.Clients {
 		a.setClient(id, cl)
 	}
-	a.logger.Debug("read in another instance's writes", zap.Int64("from", a.version), zap.Int64("to", snap.Canvas.Version))
-	a.version = snap.Canvas.Version
+	slices.SortFunc(snap.Changes, func(x, y canvas.Change) int { return cmp.Compare(x.Version, y.Version) })
+	for _, c := range snap.Changes {
+		a.log = append(a.log, logEntry{version: c.Version, key: changeKey{c.Kind, c.ID}})
+	}
+	a.trimLog()
+	a.version = version
 	a.seen = max(a.seen, a.version)
-	a.resetLog(a.version)
-	return nil
 }
 
 func (a *canvasActor) pullFromMemory(msg *pullMsg) (*PullResult, error) {
@@ -231,7 +239,13 @@ func (a *canvasActor) recordChanges(version int64, changes []canvas.Change) {
 	for _, c := range changes {
 		a.log = append(a.log, logEntry{version: version, key: changeKey{c.Kind, c.ID}})
 	}
-	if len(a.log) > maxLog {
+	a.trimLog()
+}
+
+// trimLog keeps the change log within its bound and forgets the patches
+// computed before its last entries.
+func (a *canvasActor) trimLog() {
+	if len(a.log) > a.s.cfg.ChangeLog {
 		// Drop the older half, whole versions at a time.
 		cut := len(a.log) / 2
 		for cut < len(a.log) && a.log[cut].version == a.log[cut-1].version {

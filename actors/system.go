@@ -53,7 +53,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write transaction.
 	WriteTimeout time.Duration
-	Limits       canvas.Limits
+	// ChangeLog is how many row changes a canvas actor remembers for
+	// incremental pulls; older cookies are answered from the database.
+	ChangeLog int
+	Limits    canvas.Limits
 }
 
 // DefaultConfig returns the production defaults.
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		MaxBatchPushes:  256,
 		IdleTimeout:     2 * time.Minute,
 		WriteTimeout:    10 * time.Second,
+		ChangeLog:       8192,
 		Limits:          canvas.DefaultLimits(),
 	}
 }
@@ -83,6 +87,8 @@ func (c Config) Validate() error {
 		return errors.New("idle timeout must be positive")
 	case c.WriteTimeout <= 0:
 		return errors.New("write timeout must be positive")
+	case c.ChangeLog < 2:
+		return errors.New("change log must hold at least 2 entries")
 	case c.NotifyChannel == "":
 		return errors.New("notify channel must be set")
 	}

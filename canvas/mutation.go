@@ -447,4 +447,7 @@ type Change struct {
 	Node    Node   // when Kind == ChangeNode && !Deleted
 	Edge    Edge   // when Kind == ChangeEdge && !Deleted
 	Title   string // when Kind == ChangeCanvas
+	// Version is the canvas version that wrote the row, when read from
+	// the store (0 for a change not yet committed).
+	Version int64
 }

@@ -24,9 +24,9 @@ const Full int64 = -1
 // (tombstones included, so deletions travel). With since = Full only live
 // rows are read: a full load or an initial pull.
 const (
-	nodesSince = `SELECT id, deleted, kind, x, y, w, h, title, body FROM nodes
+	nodesSince = `SELECT id, deleted, version, kind, x, y, w, h, title, body FROM nodes
 		WHERE canvas_id = $1 AND version > $2 AND ($2 >= 0 OR NOT deleted)`
-	edgesSince = `SELECT id, deleted, from_node, to_node FROM edges
+	edgesSince = `SELECT id, deleted, version, from_node, to_node FROM edges
 		WHERE canvas_id = $1 AND version > $2 AND ($2 >= 0 OR NOT deleted)`
 )
 
@@ -37,7 +37,7 @@ func queueChanges(b *pgx.Batch, canvasID string, since int64, out *[]canvas.Chan
 		var c canvas.Change
 		c.Kind = canvas.ChangeNode
 		n := &c.Node
-		_, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Deleted, &n.Kind, &n.X, &n.Y, &n.W, &n.H, &n.Title, &n.Body}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Deleted, &c.Version, &n.Kind, &n.X, &n.Y, &n.W, &n.H, &n.Title, &n.Body}, func() error {
 			cc := c
 			if cc.Deleted {
 				cc.Node = canvas.Node{}
@@ -53,7 +53,7 @@ func queueChanges(b *pgx.Batch, canvasID string, since int64, out *[]canvas.Chan
 		var c canvas.Change
 		c.Kind = canvas.ChangeEdge
 		e := &c.Edge
-		_, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Deleted, &e.From, &e.To}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Deleted, &c.Version, &e.From, &e.To}, func() error {
 			cc := c
 			if cc.Deleted {
 				cc.Edge = canvas.Edge{}
@@ -101,7 +101,7 @@ func loadSince(ctx context.Context, q interface {
 		return nil, err
 	}
 	if snap.Canvas.titleVersion > since {
-		snap.Changes = append(snap.Changes, canvas.Change{Kind: canvas.ChangeCanvas, ID: canvasID, Title: snap.Canvas.Title})
+		snap.Changes = append(snap.Changes, canvas.Change{Kind: canvas.ChangeCanvas, ID: canvasID, Title: snap.Canvas.Title, Version: snap.Canvas.titleVersion})
 	}
 	return snap, nil
 }
