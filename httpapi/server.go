@@ -120,7 +120,10 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	api.POST("/canvases", s.createCanvas, s.bodyDeadline, s.authorize(accessCreate), s.rateLimit(pushes))
 	api.GET("/canvases/:canvasID", s.getCanvas, s.authorize(accessRead), s.rateLimit(pulls))
 	api.POST("/canvases/:canvasID/replicache/push", s.push, s.bodyDeadline, s.authorize(accessWrite), s.rateLimit(pushes))
-	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls))
+	// Initial pulls of large canvases are big and compress well; small
+	// patches are not worth the CPU.
+	gzip := middleware.GzipWithConfig(middleware.GzipConfig{Level: 1, MinLength: 4096})
+	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls), gzip)
 	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams(newStreams(cfg.MaxStreamsPerUser)))
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canvasd/canvasd/tests/harness"
 )
 
 func TestPullCookiesOutsideTheCanvasHistory(t *testing.T) {
@@ -134,4 +137,40 @@ func TestCanvasRoutes(t *testing.T) {
 	status, body = s.Do(t, http.MethodGet, "/metrics", nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, string(body), "canvasd_pushes_total")
+}
+
+func TestLargePullsAreGzipped(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	s.CreateCanvas(t, "c")
+	var ms []M
+	for i := range 200 {
+		ms = append(ms, M{int64(i + 1), "a", "createNode", map[string]any{"id": fmt.Sprintf("n%d", i), "kind": "box", "x": i, "y": 0, "body": strings.Repeat("text ", 20)}})
+	}
+	mustPush(t, s, "c", "g", ms...)
+
+	body := `{"profileID":"p","clientGroupID":"g","cookie":null,"pullVersion":1,"schemaVersion":"1"}`
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/api/canvases/c/replicache/pull", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultTransport.RoundTrip(req) // no transparent decompression
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
+	zr, err := gzip.NewReader(resp.Body)
+	require.NoError(t, err)
+	var p harness.PullResponse
+	require.NoError(t, json.NewDecoder(zr).Decode(&p))
+	require.Len(t, p.Patch, 202, "clear, canvas and 200 nodes")
+
+	// A small incremental pull is sent as it is.
+	mustPush(t, s, "c", "g", M{201, "a", "moveNode", move("n1", 5, 5)})
+	req, err = http.NewRequest(http.MethodPost, s.URL+"/api/canvases/c/replicache/pull",
+		strings.NewReader(`{"profileID":"p","clientGroupID":"g","cookie":`+string(p.Cookie)+`,"pullVersion":1,"schemaVersion":"1"}`))
+	require.NoError(t, err)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp2, err := http.DefaultTransport.RoundTrip(req)
+	require.NoError(t, err)
+	defer resp2.Body.Close()
+	require.Empty(t, resp2.Header.Get("Content-Encoding"))
 }
