@@ -257,17 +257,11 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 // one statement that commits only if the database is still at the version
 // the memory reflects (store.ErrStale otherwise, with nothing written).
 func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (int64, []error, error) {
-	b := newBatchWriter(a, func(ctx context.Context, group string) (string, string, bool, error) {
+	b, results, err := a.applyBatch(ctx, batch, func(ctx context.Context, group string) (string, string, bool, error) {
 		return a.s.store.GroupOwner(ctx, group, a.id)
 	})
-	results := make([]error, len(batch))
-	for i, p := range batch {
-		results[i] = b.push(ctx, p)
-	}
-	if b.err != nil {
-		a.loaded = false
-		a.s.Metrics.WriteErrors.Add(1)
-		return 0, nil, b.err
+	if err != nil {
+		return 0, nil, err
 	}
 	if b.write.Empty() {
 		if b.gap {
@@ -318,17 +312,11 @@ func (a *canvasActor) commitLocked(ctx context.Context, batch []*pushMsg) (int64
 		}
 	}
 
-	b := newBatchWriter(a, func(ctx context.Context, group string) (string, string, bool, error) {
+	b, results, err := a.applyBatch(ctx, batch, func(ctx context.Context, group string) (string, string, bool, error) {
 		return w.GroupOwner(ctx, group)
 	})
-	results := make([]error, len(batch))
-	for i, p := range batch {
-		results[i] = b.push(ctx, p)
-	}
-	if b.err != nil {
-		a.loaded = false
-		a.s.Metrics.WriteErrors.Add(1)
-		return 0, nil, b.err
+	if err != nil {
+		return 0, nil, err
 	}
 	if b.write.Empty() {
 		return 0, results, nil // nothing new: the version stays
@@ -348,6 +336,22 @@ func (a *canvasActor) commitLocked(ctx context.Context, batch []*pushMsg) (int64
 	}
 	a.committedBatch(w.Version, b)
 	return w.Version, results, nil
+}
+
+// applyBatch applies the pushes of batch to memory and collects what to
+// write, with one result per push.
+func (a *canvasActor) applyBatch(ctx context.Context, batch []*pushMsg, owner groupOwnerFunc) (*batchWriter, []error, error) {
+	b := newBatchWriter(a, owner)
+	results := make([]error, len(batch))
+	for i, p := range batch {
+		results[i] = b.push(ctx, p)
+	}
+	if b.err != nil {
+		a.loaded = false
+		a.s.Metrics.WriteErrors.Add(1)
+		return nil, nil, b.err
+	}
+	return b, results, nil
 }
 
 // committedBatch brings the actor's bookkeeping to a committed batch.

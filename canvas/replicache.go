@@ -77,7 +77,7 @@ type Cookie struct {
 // mutations of one push (0: no bound).
 func DecodePush(body []byte, maxMutations int) (*PushRequest, error) {
 	var req PushRequest
-	if err := strictUnmarshal(body, &req); err != nil {
+	if err := DecodeJSON(body, &req); err != nil {
 		return nil, badRequest("push body: %v", err)
 	}
 	if req.PushVersion != 1 {
@@ -112,7 +112,7 @@ func DecodePush(body []byte, maxMutations int) (*PushRequest, error) {
 // (ClientStateNotFound), not a bad request.
 func DecodePull(body []byte) (*PullRequest, error) {
 	var req PullRequest
-	if err := strictUnmarshal(body, &req); err != nil {
+	if err := DecodeJSON(body, &req); err != nil {
 		return nil, badRequest("pull body: %v", err)
 	}
 	if req.PullVersion != 1 {
@@ -149,8 +149,8 @@ func ParseCookie(raw json.RawMessage) (*Cookie, error) {
 	return &Cookie{Order: order, Canvas: c.Canvas, Epoch: c.Epoch}, nil
 }
 
-// strictUnmarshal decodes one JSON value and rejects trailing data.
-func strictUnmarshal(body []byte, v any) error {
+// DecodeJSON decodes one JSON value and rejects trailing data.
+func DecodeJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
@@ -206,11 +208,12 @@ func newAuthenticator(cfg AuthConfig, log *zap.Logger) (*authenticator, error) {
 		a.jwks = f.keyfunc
 	case cfg.JWKSURL != "":
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-			HTTPTimeout:       10 * time.Second,
-			RefreshInterval:   cfg.JWKSRefresh,
-			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
-			// Never make a request wait for the unknown-key limiter.
-			RateLimitWaitMax: time.Millisecond,
+			HTTPTimeout:     10 * time.Second,
+			RefreshInterval: cfg.JWKSRefresh,
+			// jwkset's own unknown-kid limiter makes requests wait, and its
+			// wait bound also bounds the fetch: unknownKID gates instead.
+			RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+			RateLimitWaitMax:  10 * time.Second,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				return func(_ context.Context, err error) {
 					log.Warn("JWKS refresh failed", zap.String("url", u), zap.Error(err))
@@ -221,7 +224,8 @@ func newAuthenticator(cfg AuthConfig, log *zap.Logger) (*authenticator, error) {
 			cancel()
 			return nil, fmt.Errorf("JWKS URL: %w", err)
 		}
-		a.jwks = kf.Keyfunc
+		u := &unknownKID{kf: kf, ctx: ctx, limit: rate.NewLimiter(rate.Every(10*time.Second), 1)}
+		a.jwks = u.keyfunc
 	}
 	if a.jwks != nil {
 		methods = append(methods, "RS256", "ES256")
@@ -283,6 +287,31 @@ func validUser(sub string) bool {
 		}
 	}
 	return true
+}
+
+// unknownKID lets a token naming a key the cached set lacks refetch the
+// set at most once per 10s, without making any request wait: past the
+// limit such a token is refused at once.
+type unknownKID struct {
+	kf    keyfunc.Keyfunc
+	ctx   context.Context
+	limit *rate.Limiter
+}
+
+func (u *unknownKID) keyfunc(t *jwt.Token) (any, error) {
+	kid, ok := t.Header["kid"].(string)
+	if !ok {
+		return u.kf.Keyfunc(t) // tried against every cached key, no fetch
+	}
+	keys, err := u.kf.Storage().KeyReadAll(u.ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := slices.ContainsFunc(keys, func(k jwkset.JWK) bool { return k.Marshal().KID == kid })
+	if !known && !u.limit.Allow() {
+		return nil, errors.New("unknown key id")
+	}
+	return u.kf.Keyfunc(t)
 }
 
 // jwksFile is a key set read from a file, read again when the file

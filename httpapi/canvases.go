@@ -27,7 +27,7 @@ func (s *Server) createCanvas(c echo.Context) error {
 	}
 	var req createCanvasRequest
 	if len(body) > 0 {
-		if err := strictJSON(body, &req); err != nil {
+		if err := canvas.DecodeJSON(body, &req); err != nil {
 			return badRequest("canvas body: " + err.Error())
 		}
 	}

@@ -174,15 +174,3 @@ func encodePatch(full bool, changes []canvas.Change) []byte {
 	buf.WriteByte(']')
 	return buf.Bytes()
 }
-
-// strictJSON decodes one JSON value and rejects trailing data.
-func strictJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after JSON value")
-	}
-	return nil
-}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/canvasd/canvasd/actors"
 	"github.com/canvasd/canvasd/canvas/store"
 	"github.com/canvasd/canvasd/tests/harness"
 	"github.com/canvasd/canvasd/tests/pgtest"
@@ -158,4 +159,36 @@ func TestTemporaryErrorAcknowledgesNothing(t *testing.T) {
 	p = s.Pull(t, "c", "g", nil)
 	require.Equal(t, map[string]int64{"a": 3}, p.LastMutationIDChanges)
 	require.Equal(t, 10.0, values(t, p)["node/n"]["x"])
+}
+
+// With notify inside the write (the baseline's way, kept as an ablation),
+// the other instance's subscribers are poked too, in both versioning modes.
+func TestNotifyInTransactionReachesOtherInstance(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []store.Versioning{store.PerCanvas, store.Global} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			cfg := pgtest.Schema(t)
+			inTx := func(c *actorsConfig, _ *httpConfig) {
+				c.Versioning = mode
+				c.Notify = actors.NotifyInTx
+			}
+			a := harness.Start(t, pgtest.PoolFrom(t, cfg, true), inTx)
+			b := harness.Start(t, pgtest.PoolFrom(t, cfg, false), inTx)
+			a.CreateCanvas(t, "c")
+			_, events := openSSE(t, b, "c", "")
+			mustPush(t, a, "c", "g", M{1, "x", "createNode", node("n", 0, 0)})
+			ev := nextPoke(t, events)
+			require.JSONEq(t, fmt.Sprintf(`{"canvas":"c","version":%s}`, ev.id), ev.data)
+			require.Equal(t, a.Pull(t, "c", "g", nil).Order(t), mustInt(t, ev.id))
+			require.Zero(t, a.Sys.Metrics.NotifySent.Load(), "no separate notify was sent")
+		})
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	var n int64
+	_, err := fmt.Sscan(s, &n)
+	require.NoError(t, err)
+	return n
 }

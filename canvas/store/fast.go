@@ -70,46 +70,12 @@ var ErrStale = errors.New("canvas version moved")
 // sent by the same statement. It returns ErrStale if the canvas is no longer
 // at expect, and canvas.ErrNotFound if it does not exist.
 func (s *Store) CommitBatch(ctx context.Context, canvasID string, expect int64, wr *Write, notifyChannel, notifyPrefix string) (int64, error) {
-	var (
-		setTitle                       bool
-		title                          string
-		nodes                          nodeColumns
-		delNodes, edgeIDs, from, to    []string
-		delEdges, groupIDs, groupUsers []string
-	)
-	for i := range wr.Changes {
-		c := &wr.Changes[i]
-		switch {
-		case c.Kind == canvas.ChangeNode && c.Deleted:
-			delNodes = append(delNodes, c.ID)
-		case c.Kind == canvas.ChangeNode:
-			nodes.add(c.Node)
-		case c.Kind == canvas.ChangeEdge && c.Deleted:
-			delEdges = append(delEdges, c.ID)
-		case c.Kind == canvas.ChangeEdge:
-			edgeIDs = append(edgeIDs, c.ID)
-			from = append(from, c.Edge.From)
-			to = append(to, c.Edge.To)
-		case c.Kind == canvas.ChangeCanvas:
-			setTitle, title = true, c.Title
-		}
-	}
-	for _, g := range wr.NewGroups {
-		groupIDs = append(groupIDs, g.ID)
-		groupUsers = append(groupUsers, g.UserID)
-	}
-	ids := make([]string, 0, len(wr.Clients))
-	groups := make([]string, 0, len(wr.Clients))
-	lmids := make([]int64, 0, len(wr.Clients))
-	for id, c := range wr.Clients {
-		ids = append(ids, id)
-		groups = append(groups, c.Group)
-		lmids = append(lmids, c.LastMutationID)
-	}
-	args := []any{canvasID, expect, setTitle, title,
-		nonNil(nodes.id), nonNil(nodes.kind), nonNilF(nodes.x), nonNilF(nodes.y), nonNilF(nodes.w), nonNilF(nodes.h), nonNil(nodes.title), nonNil(nodes.body),
-		nonNil(delNodes), nonNil(edgeIDs), nonNil(from), nonNil(to), nonNil(delEdges),
-		nonNil(groupIDs), nonNil(groupUsers), ids, groups, lmids}
+	r := splitRows(wr)
+	n := &r.nodes
+	args := []any{canvasID, expect, r.setTitle, r.title,
+		n.id, n.kind, n.x, n.y, n.w, n.h, n.title, n.body,
+		r.delNodes, r.edgeIDs, r.from, r.to, r.delEdges,
+		r.groupIDs, r.groupUsers, r.clientIDs, r.clientGroups, r.lmids}
 	query := commitCanvasReturn
 	if notifyChannel != "" {
 		query = commitCanvasNotify
@@ -146,19 +112,4 @@ func (s *Store) Version(ctx context.Context, canvasID string) (int64, error) {
 // GroupOwner returns the canvas and user a client group is bound to.
 func (s *Store) GroupOwner(ctx context.Context, groupID, preferCanvas string) (canvasID, userID string, found bool, err error) {
 	return groupOwner(ctx, s.pool, groupID, preferCanvas)
-}
-
-// nonNil keeps empty arrays from being sent as NULL.
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilF(s []float64) []float64 {
-	if s == nil {
-		return []float64{}
-	}
-	return s
 }

@@ -22,6 +22,13 @@ const (
 	Global
 )
 
+func (v Versioning) String() string {
+	if v == Global {
+		return "global"
+	}
+	return "canvas"
+}
+
 // WriteTx is one write transaction on one canvas. BeginWrite has locked the
 // canvas row (and in Global mode the global row) and allocated Version.
 type WriteTx struct {
@@ -151,53 +158,29 @@ const (
 
 // Apply writes w with this transaction's version, in one round trip.
 func (w *WriteTx) Apply(ctx context.Context, wr *Write) error {
+	r := splitRows(wr)
 	b := &pgx.Batch{}
-	var (
-		nodes                                 nodeColumns
-		delNodes, edgeIDs, from, to, delEdges []string
-	)
-	for i := range wr.Changes {
-		c := &wr.Changes[i]
-		switch {
-		case c.Kind == canvas.ChangeNode && c.Deleted:
-			delNodes = append(delNodes, c.ID)
-		case c.Kind == canvas.ChangeNode:
-			nodes.add(c.Node)
-		case c.Kind == canvas.ChangeEdge && c.Deleted:
-			delEdges = append(delEdges, c.ID)
-		case c.Kind == canvas.ChangeEdge:
-			edgeIDs = append(edgeIDs, c.ID)
-			from = append(from, c.Edge.From)
-			to = append(to, c.Edge.To)
-		case c.Kind == canvas.ChangeCanvas:
-			b.Queue(setTitle, w.canvasID, c.Title, w.Version)
-		}
+	if r.setTitle {
+		b.Queue(setTitle, w.canvasID, r.title, w.Version)
 	}
-	if len(nodes.id) > 0 {
-		b.Queue(upsertNodes, w.canvasID, w.Version, nodes.id, nodes.kind, nodes.x, nodes.y, nodes.w, nodes.h, nodes.title, nodes.body)
+	if len(r.nodes.id) > 0 {
+		n := &r.nodes
+		b.Queue(upsertNodes, w.canvasID, w.Version, n.id, n.kind, n.x, n.y, n.w, n.h, n.title, n.body)
 	}
-	if len(delNodes) > 0 {
-		b.Queue(deleteNodes, w.canvasID, w.Version, delNodes)
+	if len(r.delNodes) > 0 {
+		b.Queue(deleteNodes, w.canvasID, w.Version, r.delNodes)
 	}
-	if len(edgeIDs) > 0 {
-		b.Queue(upsertEdges, w.canvasID, w.Version, edgeIDs, from, to)
+	if len(r.edgeIDs) > 0 {
+		b.Queue(upsertEdges, w.canvasID, w.Version, r.edgeIDs, r.from, r.to)
 	}
-	if len(delEdges) > 0 {
-		b.Queue(deleteEdges, w.canvasID, w.Version, delEdges)
+	if len(r.delEdges) > 0 {
+		b.Queue(deleteEdges, w.canvasID, w.Version, r.delEdges)
 	}
-	for _, g := range wr.NewGroups {
-		b.Queue(insertGroup, w.canvasID, g.ID, g.UserID)
+	for i := range r.groupIDs {
+		b.Queue(insertGroup, w.canvasID, r.groupIDs[i], r.groupUsers[i])
 	}
-	if len(wr.Clients) > 0 {
-		ids := make([]string, 0, len(wr.Clients))
-		groups := make([]string, 0, len(wr.Clients))
-		lmids := make([]int64, 0, len(wr.Clients))
-		for id, c := range wr.Clients {
-			ids = append(ids, id)
-			groups = append(groups, c.Group)
-			lmids = append(lmids, c.LastMutationID)
-		}
-		b.Queue(upsertClients, w.canvasID, w.Version, ids, groups, lmids)
+	if len(r.clientIDs) > 0 {
+		b.Queue(upsertClients, w.canvasID, w.Version, r.clientIDs, r.clientGroups, r.lmids)
 	}
 	if b.Len() == 0 {
 		return nil
@@ -227,6 +210,57 @@ func (w *WriteTx) Commit(ctx context.Context) error {
 
 // Rollback abandons the transaction; safe after Commit.
 func (w *WriteTx) Rollback(ctx context.Context) { rollback(ctx, w.tx) }
+
+// rows is a Write split into the column arrays the statements take. Every
+// slice is non-nil: pgx would send a nil slice as NULL, not as an empty
+// array.
+type rows struct {
+	setTitle                       bool
+	title                          string
+	nodes                          nodeColumns
+	delNodes, edgeIDs, from, to    []string
+	delEdges, groupIDs, groupUsers []string
+	clientIDs, clientGroups        []string
+	lmids                          []int64
+}
+
+func splitRows(wr *Write) *rows {
+	r := &rows{
+		nodes:    nodeColumns{id: []string{}, kind: []string{}, title: []string{}, body: []string{}, x: []float64{}, y: []float64{}, w: []float64{}, h: []float64{}},
+		delNodes: []string{}, edgeIDs: []string{}, from: []string{}, to: []string{},
+		delEdges: []string{}, groupIDs: []string{}, groupUsers: []string{},
+		clientIDs:    make([]string, 0, len(wr.Clients)),
+		clientGroups: make([]string, 0, len(wr.Clients)),
+		lmids:        make([]int64, 0, len(wr.Clients)),
+	}
+	for i := range wr.Changes {
+		c := &wr.Changes[i]
+		switch {
+		case c.Kind == canvas.ChangeNode && c.Deleted:
+			r.delNodes = append(r.delNodes, c.ID)
+		case c.Kind == canvas.ChangeNode:
+			r.nodes.add(c.Node)
+		case c.Kind == canvas.ChangeEdge && c.Deleted:
+			r.delEdges = append(r.delEdges, c.ID)
+		case c.Kind == canvas.ChangeEdge:
+			r.edgeIDs = append(r.edgeIDs, c.ID)
+			r.from = append(r.from, c.Edge.From)
+			r.to = append(r.to, c.Edge.To)
+		case c.Kind == canvas.ChangeCanvas:
+			r.setTitle, r.title = true, c.Title
+		}
+	}
+	for _, g := range wr.NewGroups {
+		r.groupIDs = append(r.groupIDs, g.ID)
+		r.groupUsers = append(r.groupUsers, g.UserID)
+	}
+	for id, c := range wr.Clients {
+		r.clientIDs = append(r.clientIDs, id)
+		r.clientGroups = append(r.clientGroups, c.Group)
+		r.lmids = append(r.lmids, c.LastMutationID)
+	}
+	return r
+}
 
 type nodeColumns struct {
 	id, kind, title, body []string
