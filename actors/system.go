@@ -287,7 +287,9 @@ func (s *System) Subscribe(ctx context.Context, canvasID string) (*Subscription,
 		return nil, ErrStopped
 	}
 	ch := make(chan int64, 1)
-	pid := s.engine.Spawn(newSubscriber(ch), "sub", append(s.actorOpts(), actor.WithID(s.dir.nextID()))...)
+	// A small inbox: it grows if pokes pile up, and thousands of idle
+	// streams should cost little memory.
+	pid := s.engine.Spawn(newSubscriber(ch), "sub", append(s.actorOpts(), actor.WithID(s.dir.nextID()), actor.WithInboxSize(8))...)
 	reply := make(chan subscribeReply, 1)
 	s.engine.Send(e.pid, &subscribeMsg{pid: pid, reply: reply})
 	var r subscribeReply
