@@ -143,17 +143,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		err := next(c)
+		if err := next(c); err != nil {
+			// Answer the error here, so the status logged is the one sent.
+			c.Error(err)
+		}
 		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
 			status := c.Response().Status
-			var he *echo.HTTPError
-			if err != nil && errors.As(err, &he) {
-				status = he.Code
-			}
 			ce.Write(zap.String("method", c.Request().Method), zap.String("path", c.Request().URL.Path),
 				zap.Int("status", status), zap.Duration("took", time.Since(start)))
 		}
-		return err
+		return nil
 	}
 }
 

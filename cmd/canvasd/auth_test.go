@@ -42,6 +42,11 @@ func TestNoAuthListensOnLoopbackOnly(t *testing.T) {
 		{[]string{"--jwks-file", "a.json", "--jwks-url", "https://x.example/j"}, false},
 		{[]string{"--rate-push", "-1"}, false},
 		{[]string{"--read-header-timeout", "0s"}, false},
+		{[]string{"--debug-addr", "127.0.0.1:6060"}, true},
+		{[]string{"--debug-addr", ":6060"}, false},
+		{[]string{"--versioning", "sharded"}, false},
+		{[]string{"--batching", "maybe"}, false},
+		{[]string{"--versioning", "global", "--notify", "coalesced", "--batching", "on"}, true},
 	} {
 		cfg, err := parseConfig(tc.args)
 		if tc.ok {

@@ -67,7 +67,7 @@ func parseConfig(args []string) (*config, error) {
 	str(&cfg.Batching, "batching", "CANVASD_BATCHING", "auto", "commit the pushes waiting on a canvas in one transaction: on, off, or auto (on for canvas, off for global)")
 	str(&cfg.Notify, "notify", "CANVASD_NOTIFY", "auto", "cross-instance pokes: coalesced (pg_notify outside writes), in-tx (inside every write), or auto (coalesced for canvas, in-tx for global)")
 	str(&cfg.NotifyChannel, "notify-channel", "CANVASD_NOTIFY_CHANNEL", cfg.Actors.NotifyChannel, "PostgreSQL channel for pokes between instances")
-	str(&cfg.DebugAddr, "debug-addr", "CANVASD_DEBUG_ADDR", "", "address for pprof (/debug/pprof/); empty: off. Keep it on loopback")
+	str(&cfg.DebugAddr, "debug-addr", "CANVASD_DEBUG_ADDR", "", "loopback address for pprof (/debug/pprof/); empty: off")
 	str(&cfg.LogFormat, "log-format", "CANVASD_LOG_FORMAT", "json", "log format: json or console")
 	str(&cfg.LogLevel, "log-level", "CANVASD_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	num(&cfg.DBMaxConns, "db-max-conns", "CANVASD_DB_MAX_CONNS", 16, "database connections in the pool")
@@ -203,6 +203,10 @@ func (c *config) resolveAuth() error {
 	case !enabled && !c.InsecureNoAuth && !httpapi.IsLoopback(c.Addr):
 		return fmt.Errorf("no authentication configured, so canvasd listens on loopback only, not on %q: "+
 			"set --jwt-secret, --jwks-file or --jwks-url, or accept open access with --insecure-no-auth", c.Addr)
+	case c.DebugAddr != "" && !httpapi.IsLoopback(c.DebugAddr):
+		// pprof shows the command line (secrets given as flags included)
+		// and can stall the process: never beyond this machine.
+		return fmt.Errorf("debug-addr must be a loopback address, not %q", c.DebugAddr)
 	}
 	return nil
 }
