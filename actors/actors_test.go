@@ -204,3 +204,25 @@ func TestNotificationRoundTrip(t *testing.T) {
 	}
 	require.Equal(t, batch, got)
 }
+
+// Requests for canvases that do not exist leave no actor behind.
+func TestMissingCanvasActorsGoAtOnce(t *testing.T) {
+	t.Parallel()
+	s, st := newSystem(t, nil) // idle timeout: minutes
+	ctx := context.Background()
+	for i := range 100 {
+		id := fmt.Sprintf("nope%d", i)
+		require.ErrorIs(t, s.Push(ctx, id, "", pushReq("g", "a", 1, "createNode", `{"id":"n","kind":"k","x":0,"y":0}`)), canvas.ErrNotFound)
+		_, err := s.Pull(ctx, id, "", "g", nil)
+		require.ErrorIs(t, err, canvas.ErrNotFound)
+		_, err = s.Subscribe(ctx, id)
+		require.ErrorIs(t, err, canvas.ErrNotFound)
+	}
+	require.Empty(t, s.dir.active())
+	require.Zero(t, s.Metrics.ActiveCanvases.Load())
+
+	// Created afterwards, the canvas works.
+	createCanvas(t, st, "nope7")
+	require.NoError(t, s.Push(ctx, "nope7", "", pushReq("g", "a", 1, "createNode", `{"id":"n","kind":"k","x":0,"y":0}`)))
+	require.Len(t, s.dir.active(), 1)
+}

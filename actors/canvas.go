@@ -137,6 +137,7 @@ func (a *canvasActor) subscribe(pid *actor.PID) subscribeReply {
 		defer cancel()
 		cv, err := a.s.store.GetCanvas(ctx, a.id)
 		if err != nil {
+			a.entry.missing.Store(errors.Is(err, canvas.ErrNotFound))
 			return subscribeReply{err: err}
 		}
 		a.seen = cv.Version
@@ -379,6 +380,7 @@ func (a *canvasActor) setClient(id string, cl store.Client) {
 func (a *canvasActor) load(ctx context.Context) error {
 	snap, err := a.s.store.Load(ctx, a.id)
 	if err != nil {
+		a.entry.missing.Store(errors.Is(err, canvas.ErrNotFound))
 		return err
 	}
 	a.state = canvas.NewState(canvas.Meta{ID: a.id, Title: snap.Canvas.Title})

@@ -19,6 +19,10 @@ type entry struct {
 	refs     int       // guarded by directory.mu
 	lastUsed time.Time // guarded by directory.mu
 	queued   atomic.Int64
+	// missing is set by the actor when its canvas does not exist: the
+	// entry then goes at once, so requests for made-up ids cannot fill
+	// memory with actors until the idle timeout.
+	missing atomic.Bool
 }
 
 // directory activates canvas actors on demand and passivates idle ones.
@@ -87,7 +91,15 @@ func (d *directory) release(e *entry) {
 	d.mu.Lock()
 	e.refs--
 	e.lastUsed = time.Now()
+	drop := e.refs == 0 && e.missing.Load() && d.entries[e.canvasID] == e
+	if drop {
+		delete(d.entries, e.canvasID)
+	}
 	d.mu.Unlock()
+	if drop {
+		d.s.engine.Poison(e.pid)
+		d.s.Metrics.ActiveCanvases.Add(-1)
+	}
 }
 
 // sweep passivates the entries unused for the idle timeout.

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,6 +14,9 @@ import (
 	"github.com/canvasd/canvasd/canvas"
 	"github.com/canvasd/canvasd/canvas/store"
 )
+
+// pushTimeout bounds how long a push waits for its canvas to commit it.
+const pushTimeout = 30 * time.Second
 
 // protocolError is a Replicache protocol error body; it goes with HTTP 200
 // because the client ignores the bodies of other statuses.
@@ -47,7 +52,11 @@ func (s *Server) push(c echo.Context) error {
 	}
 	req, err := canvas.DecodePush(body, s.cfg.MaxMutationsPerPush)
 	if err == nil && len(req.Mutations) > 0 {
-		err = s.sys.Push(c.Request().Context(), id, userID(c), req)
+		// A push waits for its commit, but not forever: past this the
+		// client gets a 503 and retries (it resends what is pending).
+		ctx, cancel := context.WithTimeout(c.Request().Context(), pushTimeout)
+		err = s.sys.Push(ctx, id, userID(c), req)
+		cancel()
 	}
 	if err != nil {
 		if ok, rerr := replyProtocolError(c, err); ok {
