@@ -51,6 +51,12 @@ type Config struct {
 
 	Sweep Sweep
 
+	// Scenario is "load" (the push workload above) or one of the target
+	// scenarios "pull", "fanout", "touch" (scenario.go); Scen holds their
+	// parameters.
+	Scenario string
+	Scen     ScenarioConfig
+
 	// Output.
 	CSV   string
 	SVG   string
@@ -159,6 +165,32 @@ Latency legend (what is measured):
   pull     the observer's pull request -> response (pulls are driven by pokes)
   unseen   measured pushes never shown to the observer by the end of --drain
 
+Scenarios (--scenario NAME, or NAME as the first argument; each prints its
+figures next to the performance targets with met / not met; see SCENARIOS.md):
+  load     the push workload above (default)
+  pull     one canvas of --nodes (default 10000): initial pulls with
+           Accept-Encoding: gzip (time, wire and decoded bytes), --reps
+           incremental pulls after --changes pushes each, then one push poking
+           --pullers SSE clients that all pull (database transactions seen,
+           canvasd_pulls_from_store_total)
+  fanout   --subscribers SSE streams over --canvases (default 1): idle memory
+           per subscriber, --samples spaced pushes (push ack -> poke with that
+           version or later, at every subscriber), then --burst commits per
+           canvas (pokes received per subscriber)
+  touch    --canvases (default 100000) each created and pushed (or pulled,
+           --touch-op pull) once with --concurrency workers; server RSS idle,
+           peak and after passivation (--idle-timeout, default 5s, passed to a
+           started canvasd), canvasd_active_canvases at the end
+
+  canvasbench pull
+  canvasbench fanout --subscribers 5000 --canvases 500
+  canvasbench touch --canvases 100000 --concurrency 32
+  canvasbench fanout --url http://127.0.0.1:8080 --server-pid 1234 --debug-url http://127.0.0.1:6060
+
+canvasbench raises its open-file limit (RLIMIT_NOFILE) to the hard limit; a
+canvasd it starts inherits it. An external canvasd needs ulimit -n above its
+subscribers too (5,000 streams = 5,000 descriptors and more).
+
 Flags:
 `
 
@@ -173,6 +205,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	var c Config
 	if len(args) > 0 && args[0] == "compare" {
 		c.Compare = true
+		args = args[1:]
+	} else if len(args) > 0 && slices.Contains(scenarioNames, args[0]) {
+		c.Scenario = args[0] // "canvasbench pull ..." = "canvasbench --scenario pull ..."
 		args = args[1:]
 	}
 	fs := flag.NewFlagSet("canvasbench", flag.ContinueOnError)
@@ -212,6 +247,11 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.CSV, "csv", "", "write results as CSV to this file")
 	fs.StringVar(&c.SVG, "svg", "", "write an SVG chart (throughput and push p99 vs the sweep value) to this file")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress line")
+	if c.Scenario == "" {
+		c.Scenario = "load"
+	}
+	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "load (the push workload), pull, fanout or touch (see Scenarios)")
+	c.Scen.addFlags(fs)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -222,6 +262,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.applyScenarioDefaults(set)
 	var err error
 	if c.Mix, err = ParseMix(mix); err != nil {
 		return c, err
@@ -263,6 +306,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("--server must be start or external")
+	}
+	if c.Scenario != "load" {
+		return errors.Join(append(errs, c.validateScenario())...)
 	}
 	modes := c.Modes
 	if !c.Compare {

@@ -32,6 +32,21 @@ func run(ctx context.Context) error {
 		return err
 	}
 	prog := newProgress(os.Stderr, cfg.Quiet)
+	if cfg.Scenario != "load" {
+		rep, err := runScenario(ctx, cfg, prog)
+		if rep != nil {
+			writeScenario(os.Stdout, rep)
+			if cfg.CSV != "" {
+				if werr := writeFile(cfg.CSV, func(f *os.File) error { return writeScenarioCSV(f, rep) }); werr != nil {
+					err = errors.Join(err, werr)
+				}
+			}
+		}
+		return err
+	}
+	if _, err := raiseNoFile(); err != nil {
+		prog.note("could not raise the open-file limit: %v", err)
+	}
 	results, err := runAll(ctx, cfg, prog)
 	if len(results) > 0 {
 		writeTable(os.Stdout, cfg, results)
