@@ -139,10 +139,11 @@ func runTouchScenario(ctx context.Context, env *scenEnv) (*ScenarioReport, error
 		check("canvasd_active_canvases at the end", fmt.Sprintf("%.0f", active), "0", active == 0),
 	)
 	if env.debugURL != "" && env.pid > 0 {
-		heap, stack := env.heap(ctx) // forced GC
+		m := env.memStats(ctx) // forced GC
 		time.Sleep(time.Second)
 		r, _ := env.rss()
-		rep.add(info("after a forced GC (pprof heap?gc=1)", fmt.Sprintf("RSS %s = %.2fx idle; Go heap in use %s, stacks %s", fmtBytes(r), ratio(r, idle), fmtBytes(heap), fmtBytes(stack))))
+		rep.add(info("after a forced GC (pprof heap?gc=1)", fmt.Sprintf("RSS %s = %.2fx idle; Go HeapInuse %s HeapIdle %s HeapReleased %s HeapSys %s Stack %s Sys %s",
+			fmtBytes(r), ratio(r, idle), fmtBytes(m["HeapInuse"]), fmtBytes(m["HeapIdle"]), fmtBytes(m["HeapReleased"]), fmtBytes(m["HeapSys"]), fmtBytes(m["Stack"]), fmtBytes(m["Sys"]))))
 	}
 	return rep, nil
 }

@@ -288,15 +288,22 @@ const statsFlush = 11 * time.Second
 // heap forces a GC through pprof and returns the Go heap in use and stack
 // in use, in bytes; zeros when no pprof is known.
 func (e *scenEnv) heap(ctx context.Context) (heapInuse, stackInuse int64) {
+	m := e.memStats(ctx)
+	return m["HeapInuse"], m["Stack"]
+}
+
+// memStats forces a GC through pprof and returns the runtime.MemStats
+// figures of the heap profile (nil without pprof).
+func (e *scenEnv) memStats(ctx context.Context) map[string]int64 {
 	if e.debugURL == "" {
-		return 0, 0
+		return nil
 	}
 	dbg := &api{base: trimSlash(e.debugURL), hc: e.api.hc, timeout: 30 * time.Second}
 	data, err := dbg.get(ctx, "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
-		return 0, 0
+		return nil
 	}
-	return parseHeapProfile(string(data))
+	return parseMemStats(string(data))
 }
 
 // parseMetrics reads the Prometheus text format: "name{labels} value".
@@ -321,9 +328,16 @@ func parseMetrics(text string) map[string]float64 {
 }
 
 // parseHeapProfile reads HeapInuse and StackInuse from the runtime.MemStats
-// comment block of /debug/pprof/heap?debug=1 ("# HeapInuse = N",
-// "# Stack = inuse / sys").
+// comment block of /debug/pprof/heap?debug=1.
 func parseHeapProfile(text string) (heapInuse, stackInuse int64) {
+	m := parseMemStats(text)
+	return m["HeapInuse"], m["Stack"]
+}
+
+// parseMemStats reads the "# Name = N" and "# Name = inuse / sys" lines of
+// /debug/pprof/heap?debug=1 (for the latter, the first number).
+func parseMemStats(text string) map[string]int64 {
+	m := map[string]int64{}
 	for line := range strings.SplitSeq(text, "\n") {
 		k, v, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "# "), " = ")
 		if !ok {
@@ -334,14 +348,9 @@ func parseHeapProfile(text string) (heapInuse, stackInuse int64) {
 		if err != nil {
 			continue
 		}
-		switch k {
-		case "HeapInuse":
-			heapInuse = n
-		case "Stack":
-			stackInuse = n
-		}
+		m[k] = n
 	}
-	return heapInuse, stackInuse
+	return m
 }
 
 // parseNoFileLimit reads the soft "Max open files" of /proc/<pid>/limits;
