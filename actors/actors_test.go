@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,4 +226,60 @@ func TestMissingCanvasActorsGoAtOnce(t *testing.T) {
 	createCanvas(t, st, "nope7")
 	require.NoError(t, s.Push(ctx, "nope7", "", pushReq("g", "a", 1, "createNode", `{"id":"n","kind":"k","x":0,"y":0}`)))
 	require.Len(t, s.dir.active(), 1)
+}
+
+// A burst of commits on a watched canvas costs each subscriber a handful of
+// pokes, the last carrying the final version.
+func TestPokesCoalesceWithManySubscribers(t *testing.T) {
+	t.Parallel()
+	s, st := newSystem(t, func(c *Config) {
+		c.PokeWindow = 100 * time.Millisecond
+		c.PokeWindowPerSubscriber = 5 * time.Millisecond
+	})
+	createCanvas(t, st, "c")
+	ctx := context.Background()
+	const subscribers = 40 // window: min(100ms, 40 × 5ms)
+	var counts, last [subscribers]atomic.Int64
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for i := range subscribers {
+		sub, err := s.Subscribe(ctx, "c")
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sub.Close()
+			for {
+				select {
+				case v := <-sub.C:
+					counts[i].Add(1)
+					last[i].Store(v)
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	const commits = 100
+	for i := int64(1); i <= commits; i++ {
+		require.NoError(t, s.Push(ctx, "c", "", pushReq("g", "a", i, "updateCanvas", fmt.Sprintf(`{"title":"t%d"}`, i))))
+	}
+	burst := time.Since(start)
+	// The last poke, carrying the final version, reaches everyone.
+	require.Eventually(t, func() bool {
+		for i := range subscribers {
+			if last[i].Load() != commits {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+	close(done)
+	wg.Wait()
+	limit := int64(burst/(100*time.Millisecond)) + 2
+	for i := range subscribers {
+		require.LessOrEqual(t, counts[i].Load(), limit, "burst of %v", burst)
+	}
+	t.Logf("%d commits in %v: %d pokes per subscriber", commits, burst, counts[0].Load())
 }

@@ -26,7 +26,7 @@ type (
 	// in its mailbox, so that one transaction takes all of them.
 	flushMsg     struct{}
 	subscribeMsg struct {
-		pid   *actor.PID
+		sub   *Subscription
 		reply chan subscribeReply
 	}
 	subscribeReply struct {
@@ -34,9 +34,11 @@ type (
 		err     error
 	}
 	unsubscribeMsg struct {
-		pid   *actor.PID
+		sub   *Subscription
 		entry *entry // released once handled; nil if the caller released it
 	}
+	// pokeTimerMsg ends a poke window.
+	pokeTimerMsg struct{}
 	// remotePokeMsg says another instance committed version (or, with
 	// version 0, that pokes may have been missed).
 	remotePokeMsg struct {
@@ -75,13 +77,15 @@ type canvasActor struct {
 	flushScheduled bool
 	pendingPulls   []*pullMsg
 	pullScheduled  bool
-	subs           map[*actor.PID]struct{}
+	subs           map[*Subscription]struct{}
+	lastPoke       time.Time
+	pokeScheduled  bool
 }
 
 func newCanvasActor(s *System, id string, e *entry) actor.Producer {
 	return func() actor.Receiver {
 		return &canvasActor{s: s, id: id, entry: e, logger: s.log.Named("canvas").With(zap.String("canvas", id)),
-			subs: make(map[*actor.PID]struct{}), pullGroups: make(map[string]groupBinding), patches: make(map[int64]*Patch)}
+			subs: make(map[*Subscription]struct{}), pullGroups: make(map[string]groupBinding), patches: make(map[int64]*Patch)}
 	}
 }
 
@@ -106,18 +110,21 @@ func (a *canvasActor) Receive(c *actor.Context) {
 		a.pullScheduled = false
 		a.flushPulls()
 	case *subscribeMsg:
-		msg.reply <- a.subscribe(msg.pid)
+		msg.reply <- a.subscribe(msg.sub)
 	case *unsubscribeMsg:
-		delete(a.subs, msg.pid)
+		delete(a.subs, msg.sub)
 		if msg.entry != nil {
 			a.s.dir.release(msg.entry)
 		}
 	case *remotePokeMsg:
 		if msg.version == 0 || msg.version > a.seen {
 			a.seen = max(a.seen, msg.version)
-			a.poke(c, a.seen)
+			a.poke(c)
 		}
 		a.s.dir.release(msg.entry)
+	case pokeTimerMsg:
+		a.pokeScheduled = false
+		a.pokeNow()
 	case actor.Stopped:
 		// Passivation happens only without references, so nothing is
 		// pending here; at shutdown, answer what is left.
@@ -131,7 +138,7 @@ func (a *canvasActor) Receive(c *actor.Context) {
 	}
 }
 
-func (a *canvasActor) subscribe(pid *actor.PID) subscribeReply {
+func (a *canvasActor) subscribe(sub *Subscription) subscribeReply {
 	if !a.loaded && a.seen == 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
 		defer cancel()
@@ -142,14 +149,34 @@ func (a *canvasActor) subscribe(pid *actor.PID) subscribeReply {
 		}
 		a.seen = cv.Version
 	}
-	a.subs[pid] = struct{}{}
+	a.subs[sub] = struct{}{}
 	return subscribeReply{version: max(a.seen, a.version)}
 }
 
-func (a *canvasActor) poke(c *actor.Context, version int64) {
-	for pid := range a.subs {
-		c.Send(pid, pokeMsg{version: version})
+// poke tells the subscribers that the canvas reached a.seen, at once or,
+// if the last poke is more recent than the window, when the window ends:
+// the commits in between then cost one poke (and one pull per subscriber)
+// instead of one each.
+func (a *canvasActor) poke(c *actor.Context) {
+	if len(a.subs) == 0 || a.pokeScheduled {
+		return
 	}
+	window := min(a.s.cfg.PokeWindow, time.Duration(len(a.subs))*a.s.cfg.PokeWindowPerSubscriber)
+	wait := window - time.Since(a.lastPoke)
+	if wait <= 0 {
+		a.pokeNow()
+		return
+	}
+	a.pokeScheduled = true
+	pid, engine := c.PID(), c.Engine()
+	time.AfterFunc(wait, func() { engine.Send(pid, pokeTimerMsg{}) })
+}
+
+func (a *canvasActor) pokeNow() {
+	for sub := range a.subs {
+		sub.deliver(a.seen)
+	}
+	a.lastPoke = time.Now()
 	a.s.Metrics.Pokes.Add(int64(len(a.subs)))
 }
 
@@ -215,7 +242,7 @@ func (a *canvasActor) fail(batch []*pushMsg, err error) {
 // committed tells subscribers, and other instances, of a new version.
 func (a *canvasActor) committed(c *actor.Context, version int64) {
 	a.seen = max(a.seen, version)
-	a.poke(c, version)
+	a.poke(c)
 	if a.s.cfg.Notify == NotifyCoalesced {
 		a.s.notifier.dirty(a.id, version)
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -117,7 +118,17 @@ func (d *directory) sweep(now time.Time) {
 		d.s.engine.Poison(e.pid)
 		d.s.Metrics.ActiveCanvases.Add(-1)
 	}
+	if len(idle) >= freeAfter {
+		// A wave of passivations frees much memory at once; without
+		// allocation to drive the GC, the runtime would keep it. Give it
+		// back once the actors are gone.
+		time.AfterFunc(time.Second, debug.FreeOSMemory)
+	}
 }
+
+// freeAfter is how many passivations in one sweep make it worth returning
+// memory to the operating system.
+const freeAfter = 1000
 
 // stopAll poisons every canvas actor and waits for each to finish the work
 // in its mailbox.

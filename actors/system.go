@@ -53,6 +53,13 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write transaction.
 	WriteTimeout time.Duration
+	// PokeWindow bounds how long a canvas holds back a poke to coalesce it
+	// with the commits that follow. The window grows with the number of
+	// subscribers (PokeWindowPerSubscriber each), since every poke costs a
+	// pull per subscriber: a canvas watched by few is poked at once, one
+	// watched by thousands at most every PokeWindow.
+	PokeWindow              time.Duration
+	PokeWindowPerSubscriber time.Duration
 	// ChangeLog is how many row changes a canvas actor remembers for
 	// incremental pulls; older cookies are answered from the database.
 	ChangeLog int
@@ -62,17 +69,19 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		Versioning:      store.PerCanvas,
-		Batching:        true,
-		Notify:          NotifyCoalesced,
-		NotifyChannel:   "canvasd_pokes",
-		NotifyDelay:     5 * time.Millisecond,
-		MaxQueuedPushes: 1000,
-		MaxBatchPushes:  256,
-		IdleTimeout:     2 * time.Minute,
-		WriteTimeout:    10 * time.Second,
-		ChangeLog:       8192,
-		Limits:          canvas.DefaultLimits(),
+		Versioning:              store.PerCanvas,
+		Batching:                true,
+		Notify:                  NotifyCoalesced,
+		NotifyChannel:           "canvasd_pokes",
+		NotifyDelay:             5 * time.Millisecond,
+		MaxQueuedPushes:         1000,
+		MaxBatchPushes:          256,
+		IdleTimeout:             2 * time.Minute,
+		WriteTimeout:            10 * time.Second,
+		ChangeLog:               8192,
+		PokeWindow:              100 * time.Millisecond,
+		PokeWindowPerSubscriber: time.Millisecond,
+		Limits:                  canvas.DefaultLimits(),
 	}
 }
 
@@ -87,6 +96,8 @@ func (c Config) Validate() error {
 		return errors.New("idle timeout must be positive")
 	case c.WriteTimeout <= 0:
 		return errors.New("write timeout must be positive")
+	case c.PokeWindow < 0 || c.PokeWindowPerSubscriber < 0:
+		return errors.New("poke windows must not be negative")
 	case c.ChangeLog < 2:
 		return errors.New("change log must hold at least 2 entries")
 	case c.NotifyChannel == "":
@@ -262,17 +273,34 @@ type Subscription struct {
 	// Version is the canvas version when the subscription began.
 	Version int64
 
+	ch    chan int64
 	s     *System
 	entry *entry
-	pid   *actor.PID
 	once  sync.Once
+}
+
+// deliver hands version to the stream without ever blocking: a poke the
+// stream has not taken yet is replaced by the newer one. Only the canvas
+// actor calls it, so after the slot is drained the send succeeds.
+func (sub *Subscription) deliver(version int64) {
+	for {
+		select {
+		case sub.ch <- version:
+			return
+		default:
+		}
+		select {
+		case old := <-sub.ch:
+			version = max(version, old)
+		default:
+		}
+	}
 }
 
 // Close ends the subscription. Safe to call twice.
 func (sub *Subscription) Close() {
 	sub.once.Do(func() {
-		sub.s.engine.Send(sub.entry.pid, &unsubscribeMsg{pid: sub.pid, entry: sub.entry})
-		sub.s.engine.Poison(sub.pid)
+		sub.s.engine.Send(sub.entry.pid, &unsubscribeMsg{sub: sub, entry: sub.entry})
 		sub.s.Metrics.Subscribers.Add(-1)
 	})
 }
@@ -287,24 +315,22 @@ func (s *System) Subscribe(ctx context.Context, canvasID string) (*Subscription,
 		return nil, ErrStopped
 	}
 	ch := make(chan int64, 1)
-	// A small inbox: it grows if pokes pile up, and thousands of idle
-	// streams should cost little memory.
-	pid := s.engine.Spawn(newSubscriber(ch), "sub", append(s.actorOpts(), actor.WithID(s.dir.nextID()), actor.WithInboxSize(8))...)
+	sub := &Subscription{C: ch, ch: ch, s: s, entry: e}
 	reply := make(chan subscribeReply, 1)
-	s.engine.Send(e.pid, &subscribeMsg{pid: pid, reply: reply})
+	s.engine.Send(e.pid, &subscribeMsg{sub: sub, reply: reply})
 	var r subscribeReply
 	select {
 	case r = <-reply:
 	case <-ctx.Done():
 		r.err = ctx.Err()
 		// The canvas actor may still add it; make sure it is removed.
-		s.engine.Send(e.pid, &unsubscribeMsg{pid: pid})
+		s.engine.Send(e.pid, &unsubscribeMsg{sub: sub})
 	}
 	if r.err != nil {
-		s.engine.Poison(pid)
 		s.dir.release(e)
 		return nil, r.err
 	}
 	s.Metrics.Subscribers.Add(1)
-	return &Subscription{C: ch, Version: r.version, s: s, entry: e, pid: pid}, nil
+	sub.Version = r.version
+	return sub, nil
 }

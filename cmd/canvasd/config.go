@@ -72,6 +72,7 @@ func parseConfig(args []string) (*config, error) {
 	str(&cfg.LogLevel, "log-level", "CANVASD_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	num(&cfg.DBMaxConns, "db-max-conns", "CANVASD_DB_MAX_CONNS", 16, "database connections in the pool")
 	dur(&cfg.ShutdownTimeout, "shutdown-timeout", "CANVASD_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for in-flight requests")
+	dur(&cfg.Actors.PokeWindow, "poke-window", "CANVASD_POKE_WINDOW", cfg.Actors.PokeWindow, "longest a poke is held back to coalesce commits (the window grows by 1ms per subscriber up to this)")
 	dur(&cfg.Actors.IdleTimeout, "idle-timeout", "CANVASD_IDLE_TIMEOUT", cfg.Actors.IdleTimeout, "how long an unused canvas stays in memory")
 	num(&cfg.Actors.MaxQueuedPushes, "max-queued-pushes", "CANVASD_MAX_QUEUED_PUSHES", cfg.Actors.MaxQueuedPushes, "pushes waiting on one canvas before 503")
 	num(&cfg.Actors.MaxBatchPushes, "max-batch-pushes", "CANVASD_MAX_BATCH_PUSHES", cfg.Actors.MaxBatchPushes, "pushes committed in one transaction at most")
