@@ -1,73 +1,177 @@
 package httpapi
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/canvasd/canvasd/actors"
 )
 
+// streamWriteTimeout bounds one write to an event stream: a client that
+// stops reading is dropped instead of holding a goroutine forever.
+const streamWriteTimeout = 10 * time.Second
+
 // events streams pokes for one canvas as Server-Sent Events.
+//
+// The connection is taken over from net/http once the stream is accepted:
+// the stream then costs two shallow goroutines (writer and hang-up reader)
+// and a 512-byte buffer, instead of the request's goroutine with the deep
+// stack of the middleware chain, net/http's background reader and its
+// 4 KiB buffers — it matters when a server holds thousands of idle streams. Without the takeover (a writer
+// that cannot be hijacked) it streams in place.
 func (s *Server) events(c echo.Context) error {
 	id, err := canvasID(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	sub, err := s.sys.Subscribe(ctx, id)
+	sub, err := s.sys.Subscribe(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-
+	// A client that saw an older version than the current one missed pokes
+	// while it was away: it is poked at once.
+	var catchUp int64
+	if last, err := strconv.ParseInt(c.Request().Header.Get("Last-Event-ID"), 10, 64); err == nil && last < sub.Version {
+		catchUp = sub.Version
+	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	h.Set("Connection", "keep-alive")
-	w := c.Response()
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, ": connected\n\n"); err != nil {
+
+	end := detachStreamSlot(c)
+	if conn, ok := s.hijack(c); ok {
+		// A client that hangs up is noticed by a read, at once, rather than
+		// at the next write.
+		gone := make(chan struct{})
+		go func() {
+			var b [1]byte
+			for {
+				if _, err := conn.Read(b[:]); err != nil {
+					close(gone)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer end()
+			defer sub.Close()
+			defer conn.Close() // also ends the reader
+			w := &deadlineWriter{conn: conn, w: bufio.NewWriterSize(conn, 512)}
+			s.pump(w, sub, id, catchUp, gone)
+		}()
 		return nil
 	}
-	// A client that saw an older version than the current one missed pokes
-	// while it was away: poke it at once.
-	if last, err := strconv.ParseInt(c.Request().Header.Get("Last-Event-ID"), 10, 64); err == nil && last < sub.Version {
-		if writePoke(w, id, sub.Version) != nil {
-			return nil
+	defer end()
+	defer sub.Close()
+	h.Set("Connection", "keep-alive")
+	c.Response().WriteHeader(http.StatusOK)
+	s.pump(responseFlusher{c.Response()}, sub, id, catchUp, c.Request().Context().Done())
+	return nil
+}
+
+// hijack takes the connection over and writes the response head; the
+// body then runs until the connection closes.
+func (s *Server) hijack(c echo.Context) (net.Conn, bool) {
+	hj, ok := c.Response().Writer.(http.Hijacker)
+	if !ok {
+		return nil, false
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return nil, false
+	}
+	h := c.Response().Header()
+	h.Set("Connection", "close") // no length, no chunks: the body ends with the connection
+	c.Response().Status = http.StatusOK
+	_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\n"); err == nil {
+		err = h.Write(conn)
+		if err == nil {
+			_, err = io.WriteString(conn, "\r\n")
 		}
 	}
-	w.Flush()
+	if err != nil {
+		_ = conn.Close()
+		return nil, false
+	}
+	return conn, true
+}
 
+// streamWriter is an event stream's body.
+type streamWriter interface {
+	io.Writer
+	Flush() error
+}
+
+// pump writes the stream: pokes, a ping every PingInterval, and at shutdown
+// a jittered retry hint. It returns when the client goes (a write fails,
+// or gone closes) or the server stops.
+func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string, catchUp int64, gone <-chan struct{}) {
+	if _, err := io.WriteString(w, ": connected\n\n"); err != nil {
+		return
+	}
+	if catchUp > 0 && writePoke(w, canvasID, catchUp) != nil {
+		return
+	}
+	if w.Flush() != nil {
+		return
+	}
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
 	for {
+		var err error
 		select {
 		case v := <-sub.C:
-			if writePoke(w, id, v) != nil {
-				return nil
-			}
+			err = writePoke(w, canvasID, v)
 		case <-ping.C:
-			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
-				return nil
-			}
+			_, err = io.WriteString(w, ": ping\n\n")
 		case <-s.sys.Stopping():
 			// Spread the reconnects of every client over a few seconds.
-			retry := 1000 + rand.IntN(4000)
-			_, _ = fmt.Fprintf(w, "retry: %d\n\n", retry)
-			w.Flush()
-			return nil
-		case <-ctx.Done():
-			return nil
+			_, _ = fmt.Fprintf(w, "retry: %d\n\n", 1000+rand.IntN(4000))
+			_ = w.Flush()
+			return
+		case <-gone:
+			return
 		}
-		w.Flush()
+		if err != nil || w.Flush() != nil {
+			return
+		}
 	}
 }
 
-func writePoke(w http.ResponseWriter, canvasID string, version int64) error {
+func writePoke(w io.Writer, canvasID string, version int64) error {
 	_, err := fmt.Fprintf(w, "event: poke\nid: %d\ndata: {\"canvas\":%q,\"version\":%d}\n\n", version, canvasID, version)
 	return err
+}
+
+// deadlineWriter flushes a hijacked connection with a write deadline.
+type deadlineWriter struct {
+	conn net.Conn
+	w    *bufio.Writer
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) { return d.w.Write(p) }
+
+func (d *deadlineWriter) Flush() error {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return d.w.Flush()
+}
+
+// responseFlusher streams in place through echo's response.
+type responseFlusher struct{ r *echo.Response }
+
+func (f responseFlusher) Write(p []byte) (int, error) { return f.r.Write(p) }
+
+func (f responseFlusher) Flush() error {
+	f.r.Flush()
+	return nil
 }

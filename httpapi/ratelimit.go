@@ -132,15 +132,41 @@ func (s *Server) countStream(st *streams, next echo.HandlerFunc) echo.HandlerFun
 		}
 		st.open[user]++
 		st.mu.Unlock()
-		defer func() {
+		slot := &streamSlot{release: sync.OnceFunc(func() {
 			st.mu.Lock()
 			if st.open[user]--; st.open[user] == 0 {
 				delete(st.open, user)
 			}
 			st.mu.Unlock()
-		}()
-		return next(c)
+		})}
+		c.Set(streamSlotKey, slot)
+		err := next(c)
+		if !slot.detached {
+			slot.release()
+		}
+		return err
 	}
+}
+
+// streamSlot is a user's place among its open streams. A stream that
+// outlives its handler (a taken-over connection) detaches the slot and
+// releases it when it ends.
+type streamSlot struct {
+	release  func()
+	detached bool
+}
+
+const streamSlotKey = "canvasd.streamSlot"
+
+// detachStreamSlot hands the stream's slot, if any, to the caller: the
+// returned func gives it back.
+func detachStreamSlot(c echo.Context) func() {
+	slot, ok := c.Get(streamSlotKey).(*streamSlot)
+	if !ok {
+		return func() {}
+	}
+	slot.detached = true
+	return slot.release
 }
 
 // bodyDeadline bounds the time a client may take to send its body, against

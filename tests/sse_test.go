@@ -146,10 +146,18 @@ func TestPokesAreCoalescedForSlowReaders(t *testing.T) {
 	for i := range 20 {
 		mustPush(t, s, "c", "g", M{int64(i + 1), "a", "updateCanvas", map[string]any{"title": "t" + string(rune('a'+i))}})
 	}
-	// The reader then finds one pending poke, carrying the newest version.
-	require.Eventually(t, func() bool { return len(sub.C) == 1 }, 5*time.Second, 5*time.Millisecond)
-	require.Equal(t, int64(20), <-sub.C)
-	require.Empty(t, sub.C)
+	// The reader then finds a poke or two pending, the newest version last:
+	// not one per commit.
+	var got, reads int64
+	require.Eventually(t, func() bool {
+		select {
+		case got = <-sub.C:
+			reads++
+		default:
+		}
+		return got == 20
+	}, 5*time.Second, 5*time.Millisecond)
+	require.LessOrEqual(t, reads, int64(3))
 }
 
 func TestShutdownEndsStreamsWithRetryHint(t *testing.T) {
