@@ -76,7 +76,8 @@ type canvasActor struct {
 	pending        []*pushMsg
 	flushScheduled bool
 	pendingPulls   []*pullMsg
-	pullScheduled  bool
+	checking       bool // a version check is out for pendingPulls[:checkCovers]
+	checkCovers    int
 	subs           map[*Subscription]struct{}
 	lastPoke       time.Time
 	pokeScheduled  bool
@@ -102,13 +103,9 @@ func (a *canvasActor) Receive(c *actor.Context) {
 		a.flush(c)
 	case *pullMsg:
 		a.pendingPulls = append(a.pendingPulls, msg)
-		if !a.pullScheduled {
-			a.pullScheduled = true
-			c.Send(c.PID(), pullFlushMsg{})
-		}
-	case pullFlushMsg:
-		a.pullScheduled = false
-		a.flushPulls()
+		a.checkVersion(c)
+	case versionCheckedMsg:
+		a.versionChecked(c, msg)
 	case *subscribeMsg:
 		msg.reply <- a.subscribe(msg.sub)
 	case *unsubscribeMsg:

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anthdm/hollywood/actor"
 	"go.uber.org/zap"
 
 	"github.com/canvasd/canvasd/canvas"
@@ -84,47 +85,60 @@ func (s *System) Pull(ctx context.Context, canvasID, userID, group string, cooki
 	}
 }
 
-// pullFlushMsg is sent by a canvas actor to itself behind the pulls already
-// in its mailbox, so that one freshness check serves all of them.
-type pullFlushMsg struct{}
+// checkVersion asks the version checker for the canvas's current version
+// on behalf of the pulls waiting now; the pulls that come while it is out
+// wait for the next check.
+func (a *canvasActor) checkVersion(c *actor.Context) {
+	if a.checking || len(a.pendingPulls) == 0 {
+		return
+	}
+	a.checking = true
+	a.checkCovers = len(a.pendingPulls)
+	a.s.checker.request(a.id, c.PID())
+}
 
-// flushPulls answers the waiting pulls. One query first checks that memory
-// holds the canvas's current version (another instance may have written
-// it); if not, the rows written since are read in. Every pull that arrived
-// before the check sees every commit made before it.
-func (a *canvasActor) flushPulls() {
-	pulls := a.pendingPulls
-	a.pendingPulls = nil
-	err := a.refresh()
-	for _, msg := range pulls {
+// versionChecked answers the pulls a version check was made for. The check
+// ran after they arrived, so answering from memory at (at least) that
+// version shows each of them every commit made before it, whichever
+// instance made it.
+func (a *canvasActor) versionChecked(c *actor.Context, msg versionCheckedMsg) {
+	a.checking = false
+	pulls := a.pendingPulls[:a.checkCovers]
+	a.pendingPulls = slices.Clone(a.pendingPulls[a.checkCovers:])
+	err := msg.err
+	if err == nil {
+		err = a.catchUpTo(msg.version)
+	}
+	if errors.Is(err, canvas.ErrNotFound) {
+		a.entry.missing.Store(true)
+	}
+	for _, p := range pulls {
 		var r pullReply
 		if err != nil {
 			r.err = err
 		} else {
-			r.res, r.err = a.pullFromMemory(msg)
+			r.res, r.err = a.pullFromMemory(p)
 		}
-		msg.reply <- r
-		a.s.dir.release(msg.entry)
+		p.reply <- r
+		a.s.dir.release(p.entry)
 	}
+	a.checkVersion(c)
 }
 
-// refresh brings memory to the database's current version of the canvas.
-func (a *canvasActor) refresh() error {
+// catchUpTo brings memory to at least version: another instance may have
+// committed the versions memory lacks.
+func (a *canvasActor) catchUpTo(version int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
 	defer cancel()
 	if !a.loaded {
 		return a.load(ctx)
 	}
-	current, err := a.s.store.Version(ctx, a.id)
-	if err != nil || current == a.version {
-		return err
+	if version <= a.version {
+		return nil // memory has it all (and may be newer: our own commits)
 	}
 	snap, err := a.s.store.ReadSince(ctx, a.id, a.version)
 	if err != nil {
 		return err
-	}
-	if snap.Canvas.Version < a.version {
-		return a.load(ctx) // the database went back (restored?): start over
 	}
 	a.logger.Debug("read in another instance's writes", zap.Int64("from", a.version), zap.Int64("to", snap.Canvas.Version))
 	a.applyCaughtUp(snap, snap.Canvas.Version)
