@@ -1,0 +1,78 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/canvasd/canvasd/canvas"
+	"github.com/canvasd/canvasd/canvas/store"
+	"github.com/canvasd/canvasd/tests/pgtest"
+)
+
+func node(id string) canvas.Change {
+	return canvas.Change{Kind: canvas.ChangeNode, ID: id, Node: canvas.Node{ID: id, Kind: "k", W: 1, H: 1}}
+}
+
+// CommitBatch writes every kind of row at the next version, and nothing
+// at all when the canvas is not at the version expected.
+func TestCommitBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := store.New(pgtest.Pool(t))
+	_, created, err := st.CreateCanvas(ctx, "c", "first")
+	require.NoError(t, err)
+	require.True(t, created)
+
+	v, err := st.CommitBatch(ctx, "c", 0, &store.Write{
+		Changes: []canvas.Change{node("a"), node("b"), {Kind: canvas.ChangeEdge, ID: "e", Edge: canvas.Edge{ID: "e", From: "a", To: "b"}},
+			{Kind: canvas.ChangeCanvas, ID: "c", Title: "second"}},
+		Clients:   map[string]store.Client{"x": {Group: "g", LastMutationID: 3}},
+		NewGroups: []store.Group{{ID: "g", UserID: "u"}},
+	}, "", "")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v)
+
+	v, err = st.CommitBatch(ctx, "c", 1, &store.Write{
+		Changes: []canvas.Change{{Kind: canvas.ChangeNode, ID: "a", Deleted: true}, {Kind: canvas.ChangeEdge, ID: "e", Deleted: true}},
+		Clients: map[string]store.Client{"x": {Group: "g", LastMutationID: 4}},
+	}, "", "")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), v)
+
+	// Stale memory: nothing is written.
+	_, err = st.CommitBatch(ctx, "c", 1, &store.Write{Changes: []canvas.Change{node("z")}}, "", "")
+	require.ErrorIs(t, err, store.ErrStale)
+	_, err = st.CommitBatch(ctx, "missing", 0, &store.Write{Changes: []canvas.Change{node("z")}}, "", "")
+	require.ErrorIs(t, err, canvas.ErrNotFound)
+
+	snap, err := st.Load(ctx, "c")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), snap.Canvas.Version)
+	require.Equal(t, "second", snap.Canvas.Title)
+	require.Equal(t, map[string]store.Client{"x": {Group: "g", LastMutationID: 4, Version: 2}}, snap.Clients)
+	var live []string
+	for _, c := range snap.Changes {
+		live = append(live, c.PatchOp().Key)
+	}
+	require.ElementsMatch(t, []string{"canvas", "node/b"}, live)
+
+	// Reading since version 1 shows the deletions as tombstones.
+	since, err := st.ReadSince(ctx, "c", 1)
+	require.NoError(t, err)
+	var dels []string
+	for _, c := range since.Changes {
+		if c.Deleted {
+			dels = append(dels, c.PatchOp().Key)
+		}
+		require.Equal(t, int64(2), c.Version)
+	}
+	require.ElementsMatch(t, []string{"node/a", "edge/e"}, dels)
+
+	owner, user, found, err := st.GroupOwner(ctx, "g", "c")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "c", owner)
+	require.Equal(t, "u", user)
+}
