@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"maps"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -112,6 +113,10 @@ func (d *directory) sweep(now time.Time) {
 			delete(d.entries, id)
 			idle = append(idle, e)
 		}
+	}
+	if len(idle) >= freeAfter {
+		// Go maps never shrink: copy the survivors into a map their size.
+		d.entries = maps.Clone(d.entries)
 	}
 	d.mu.Unlock()
 	for _, e := range idle {
