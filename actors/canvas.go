@@ -76,8 +76,8 @@ type canvasActor struct {
 	pending        []*pushMsg
 	flushScheduled bool
 	pendingPulls   []*pullMsg
-	checking       bool // a version check is out for pendingPulls[:checkCovers]
-	checkCovers    int
+	pullScheduled  bool
+	lastCheck      time.Time
 	subs           map[*Subscription]struct{}
 	lastPoke       time.Time
 	pokeScheduled  bool
@@ -103,9 +103,10 @@ func (a *canvasActor) Receive(c *actor.Context) {
 		a.flush(c)
 	case *pullMsg:
 		a.pendingPulls = append(a.pendingPulls, msg)
-		a.checkVersion(c)
-	case versionCheckedMsg:
-		a.versionChecked(c, msg)
+		a.schedulePulls(c)
+	case pullFlushMsg:
+		a.pullScheduled = false
+		a.flushPulls()
 	case *subscribeMsg:
 		msg.reply <- a.subscribe(msg.sub)
 	case *unsubscribeMsg:

@@ -37,6 +37,8 @@ type directory struct {
 	entries map[string]*entry
 	closed  bool
 	seq     atomic.Uint64
+	// passivated counts passivations since memory was last given back.
+	passivated int
 }
 
 func newDirectory(s *System) *directory {
@@ -114,25 +116,28 @@ func (d *directory) sweep(now time.Time) {
 			idle = append(idle, e)
 		}
 	}
-	if len(idle) >= freeAfter {
+	d.passivated += len(idle)
+	freeMemory := d.passivated >= freeAfter
+	if freeMemory {
 		// Go maps never shrink: copy the survivors into a map their size.
 		d.entries = maps.Clone(d.entries)
+		d.passivated = 0
 	}
 	d.mu.Unlock()
 	for _, e := range idle {
 		d.s.engine.Poison(e.pid)
 		d.s.Metrics.ActiveCanvases.Add(-1)
 	}
-	if len(idle) >= freeAfter {
-		// A wave of passivations frees much memory at once; without
-		// allocation to drive the GC, the runtime would keep it. Give it
-		// back once the actors are gone.
+	if freeMemory {
+		// Passivations free much memory; without allocation to drive the
+		// GC, the runtime would keep it. Give it back once the actors are
+		// gone.
 		time.AfterFunc(time.Second, debug.FreeOSMemory)
 	}
 }
 
-// freeAfter is how many passivations in one sweep make it worth returning
-// memory to the operating system.
+// freeAfter is how many passivations make it worth returning memory to
+// the operating system.
 const freeAfter = 1000
 
 // stopAll poisons every canvas actor and waits for each to finish the work

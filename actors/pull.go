@@ -85,60 +85,73 @@ func (s *System) Pull(ctx context.Context, canvasID, userID, group string, cooki
 	}
 }
 
-// checkVersion asks the version checker for the canvas's current version
-// on behalf of the pulls waiting now; the pulls that come while it is out
-// wait for the next check.
-func (a *canvasActor) checkVersion(c *actor.Context) {
-	if a.checking || len(a.pendingPulls) == 0 {
+// pullFlushMsg is sent by a canvas actor to itself behind the pulls already
+// in its mailbox, so that one freshness check serves all of them.
+type pullFlushMsg struct{}
+
+// checkInterval is the shortest time between two version checks of a
+// canvas. A herd of clients poked at once pulls over tens of milliseconds;
+// pulls that come within the interval wait for one shared check instead of
+// a check each. A canvas pulled less often is answered at once.
+const checkInterval = 10 * time.Millisecond
+
+// schedulePulls arranges for the waiting pulls to be answered: right
+// behind the messages already in the mailbox, or when the check interval
+// since the last check ends.
+func (a *canvasActor) schedulePulls(c *actor.Context) {
+	if a.pullScheduled {
 		return
 	}
-	a.checking = true
-	a.checkCovers = len(a.pendingPulls)
-	a.s.checker.request(a.id, c.PID())
+	a.pullScheduled = true
+	if wait := checkInterval - time.Since(a.lastCheck); wait > 0 {
+		pid, engine := c.PID(), c.Engine()
+		time.AfterFunc(wait, func() { engine.Send(pid, pullFlushMsg{}) })
+		return
+	}
+	c.Send(c.PID(), pullFlushMsg{})
 }
 
-// versionChecked answers the pulls a version check was made for. The check
-// ran after they arrived, so answering from memory at (at least) that
-// version shows each of them every commit made before it, whichever
-// instance made it.
-func (a *canvasActor) versionChecked(c *actor.Context, msg versionCheckedMsg) {
-	a.checking = false
-	pulls := a.pendingPulls[:a.checkCovers]
-	a.pendingPulls = slices.Clone(a.pendingPulls[a.checkCovers:])
-	err := msg.err
-	if err == nil {
-		err = a.catchUpTo(msg.version)
-	}
+// flushPulls answers the waiting pulls. One query first checks that memory
+// holds the canvas's current version (another instance may have written
+// it); if not, the rows written since are read in. Every pull that arrived
+// before the check sees every commit made before it.
+func (a *canvasActor) flushPulls() {
+	pulls := a.pendingPulls
+	a.pendingPulls = nil
+	a.lastCheck = time.Now()
+	err := a.refresh()
 	if errors.Is(err, canvas.ErrNotFound) {
 		a.entry.missing.Store(true)
 	}
-	for _, p := range pulls {
+	for _, msg := range pulls {
 		var r pullReply
 		if err != nil {
 			r.err = err
 		} else {
-			r.res, r.err = a.pullFromMemory(p)
+			r.res, r.err = a.pullFromMemory(msg)
 		}
-		p.reply <- r
-		a.s.dir.release(p.entry)
+		msg.reply <- r
+		a.s.dir.release(msg.entry)
 	}
-	a.checkVersion(c)
 }
 
-// catchUpTo brings memory to at least version: another instance may have
-// committed the versions memory lacks.
-func (a *canvasActor) catchUpTo(version int64) error {
+// refresh brings memory to the database's current version of the canvas.
+func (a *canvasActor) refresh() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
 	defer cancel()
 	if !a.loaded {
 		return a.load(ctx)
 	}
-	if version <= a.version {
-		return nil // memory has it all (and may be newer: our own commits)
+	current, err := a.s.store.Version(ctx, a.id)
+	if err != nil || current == a.version {
+		return err
 	}
 	snap, err := a.s.store.ReadSince(ctx, a.id, a.version)
 	if err != nil {
 		return err
+	}
+	if snap.Canvas.Version < a.version {
+		return a.load(ctx) // the database went back (restored?): start over
 	}
 	a.logger.Debug("read in another instance's writes", zap.Int64("from", a.version), zap.Int64("to", snap.Canvas.Version))
 	a.applyCaughtUp(snap, snap.Canvas.Version)

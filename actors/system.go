@@ -120,7 +120,6 @@ type System struct {
 	engine   *actor.Engine
 	dir      *directory
 	notifier *notifier
-	checker  *versionChecker
 	events   *actor.PID
 	Metrics  Metrics
 
@@ -148,7 +147,6 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, stopping: make(chan struct{})}
 	s.dir = newDirectory(s)
 	s.notifier = newNotifier(s)
-	s.checker = newVersionChecker(s)
 	return s, nil
 }
 
@@ -158,7 +156,6 @@ func (s *System) Start(ctx context.Context) error {
 		s.events = s.engine.SpawnFunc(s.forwardEvent, "events", s.actorOpts()...)
 		s.engine.Subscribe(s.events)
 		s.notifier.start(ctx)
-		s.checker.start()
 		s.wg.Add(1)
 		go s.sweepLoop()
 	})
@@ -184,7 +181,6 @@ func (s *System) Stop() {
 		s.closed.Store(true)
 		s.wg.Wait() // sweep loop
 		s.dir.stopAll()
-		s.checker.stop()
 		s.notifier.stop()
 		if s.events != nil {
 			s.engine.Unsubscribe(s.events)
