@@ -304,11 +304,7 @@ func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (i
 		return 0, results, nil // nothing new: the version stays
 	}
 	b.finish()
-	var channel, prefix string
-	if a.s.cfg.Notify == NotifyInTx {
-		channel, prefix = a.s.cfg.NotifyChannel, a.s.notifier.instance+" "+a.id+":"
-	}
-	version, err := a.s.store.CommitBatch(ctx, a.id, a.version, &b.write, channel, prefix)
+	version, err := a.s.committer.commit(ctx, store.CanvasBatch{CanvasID: a.id, Expect: a.version, Write: &b.write})
 	if err != nil {
 		// The in-memory state already holds the batch: reload it next time.
 		a.loaded = false

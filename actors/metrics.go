@@ -12,7 +12,8 @@ type Metrics struct {
 	Pushes            atomic.Int64 // pushes answered
 	Mutations         atomic.Int64 // mutations applied or skipped as permanent errors
 	RejectedMutations atomic.Int64 // permanent mutation errors
-	Transactions      atomic.Int64 // write transactions committed
+	Transactions      atomic.Int64 // canvas batches committed
+	Statements        atomic.Int64 // statements writing canvas batches (many canvases each)
 	WriteErrors       atomic.Int64 // write transactions failed
 	Overloaded        atomic.Int64 // pushes refused for a full canvas queue
 	Pokes             atomic.Int64 // pokes handed to subscribers
@@ -31,7 +32,8 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		{"canvasd_pushes_total", "counter", "Pushes answered.", &m.Pushes},
 		{"canvasd_mutations_total", "counter", "Mutations processed (applied or rejected).", &m.Mutations},
 		{"canvasd_mutations_rejected_total", "counter", "Mutations skipped as permanent errors.", &m.RejectedMutations},
-		{"canvasd_write_transactions_total", "counter", "Write transactions committed.", &m.Transactions},
+		{"canvasd_write_transactions_total", "counter", "Canvas batches committed.", &m.Transactions},
+		{"canvasd_commit_statements_total", "counter", "Statements writing canvas batches; each commits the batches of many canvases.", &m.Statements},
 		{"canvasd_write_errors_total", "counter", "Write transactions failed.", &m.WriteErrors},
 		{"canvasd_pushes_overloaded_total", "counter", "Pushes refused because their canvas queue was full.", &m.Overloaded},
 		{"canvasd_pokes_total", "counter", "Pokes handed to SSE subscribers.", &m.Pokes},

@@ -60,6 +60,9 @@ type Config struct {
 	// watched by thousands at most every PokeWindow.
 	PokeWindow              time.Duration
 	PokeWindowPerSubscriber time.Duration
+	// Committers is how many statements writing canvas batches may run
+	// at once; each takes the batches of every canvas waiting.
+	Committers int
 	// ChangeLog is how many row changes a canvas actor remembers for
 	// incremental pulls; older cookies are answered from the database.
 	ChangeLog int
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		IdleTimeout:             2 * time.Minute,
 		WriteTimeout:            10 * time.Second,
 		ChangeLog:               8192,
+		Committers:              4,
 		PokeWindow:              100 * time.Millisecond,
 		PokeWindowPerSubscriber: time.Millisecond,
 		Limits:                  canvas.DefaultLimits(),
@@ -98,6 +102,8 @@ func (c Config) Validate() error {
 		return errors.New("write timeout must be positive")
 	case c.PokeWindow < 0 || c.PokeWindowPerSubscriber < 0:
 		return errors.New("poke windows must not be negative")
+	case c.Committers < 1:
+		return errors.New("committers must be at least 1")
 	case c.ChangeLog < 2:
 		return errors.New("change log must hold at least 2 entries")
 	case c.NotifyChannel == "":
@@ -114,14 +120,15 @@ var ErrStopped = errors.New("actor system stopped")
 
 // System is canvasd's actor system.
 type System struct {
-	cfg      Config
-	store    *store.Store
-	log      *zap.Logger
-	engine   *actor.Engine
-	dir      *directory
-	notifier *notifier
-	events   *actor.PID
-	Metrics  Metrics
+	cfg       Config
+	store     *store.Store
+	log       *zap.Logger
+	engine    *actor.Engine
+	dir       *directory
+	notifier  *notifier
+	committer *committer
+	events    *actor.PID
+	Metrics   Metrics
 
 	// decode turns a mutation into an op; a field so tests can make a
 	// mutator misbehave.
@@ -147,6 +154,7 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, stopping: make(chan struct{})}
 	s.dir = newDirectory(s)
 	s.notifier = newNotifier(s)
+	s.committer = newCommitter(s)
 	return s, nil
 }
 
@@ -156,6 +164,7 @@ func (s *System) Start(ctx context.Context) error {
 		s.events = s.engine.SpawnFunc(s.forwardEvent, "events", s.actorOpts()...)
 		s.engine.Subscribe(s.events)
 		s.notifier.start(ctx)
+		s.committer.start(s.cfg.Committers)
 		s.wg.Add(1)
 		go s.sweepLoop()
 	})
@@ -181,6 +190,7 @@ func (s *System) Stop() {
 		s.closed.Store(true)
 		s.wg.Wait() // sweep loop
 		s.dir.stopAll()
+		s.committer.stop()
 		s.notifier.stop()
 		if s.events != nil {
 			s.engine.Unsubscribe(s.events)

@@ -11,104 +11,107 @@ import (
 	"github.com/canvasd/canvasd/canvas"
 )
 
-// The statement that writes one batch of a canvas, in parts. It bumps the
-// version only if the canvas is still at the version the caller's memory
-// holds (@expect); every other part joins on that row, so with stale memory
-// nothing at all is written. A whole batch costs one round trip and one
-// commit. Only the parts a batch needs are sent: a move-only batch is three
-// sub-statements, not seven (each prepared once per shape).
+// The statement that writes the batches of many canvases at once, in
+// parts. It bumps a canvas's version only if the canvas is still at the
+// version its actor's memory holds; every row write joins on the bumped
+// canvases, so a canvas with stale memory gets nothing written while the
+// others commit. Many canvases' batches cost one round trip and one commit.
+// Only the parts the batches need are sent (each shape prepared once).
 const (
-	commitVersion = `WITH v AS (
-	UPDATE canvases SET version = version + 1
-	WHERE id = @canvas AND version = @expect
-	RETURNING version
-)`
-	commitVersionTitle = `WITH v AS (
-	UPDATE canvases SET version = version + 1, title = @title, title_version = version + 1
-	WHERE id = @canvas AND version = @expect
-	RETURNING version
+	commitVersions = `WITH v AS (
+	UPDATE canvases c SET version = c.version + 1,
+		title = CASE WHEN u.set_title THEN u.title ELSE c.title END,
+		title_version = CASE WHEN u.set_title THEN c.version + 1 ELSE c.title_version END
+	FROM unnest(@canvases::text[], @expects::int8[], @set_titles::bool[], @titles::text[]) AS u(id, expect, set_title, title)
+	WHERE c.id = u.id AND c.version = u.expect
+	RETURNING c.id, c.version
 )`
 	commitNodes = `, un AS (
 	INSERT INTO nodes (canvas_id, id, kind, x, y, w, h, title, body, version, deleted)
-	SELECT @canvas, u.id, u.kind, u.x, u.y, u.w, u.h, u.title, u.body, v.version, false
-	FROM v, unnest(@node_ids::text[], @kinds::text[], @xs::float8[], @ys::float8[], @ws::float8[], @hs::float8[], @titles::text[], @bodies::text[])
-		AS u(id, kind, x, y, w, h, title, body)
+	SELECT u.canvas_id, u.id, u.kind, u.x, u.y, u.w, u.h, u.title, u.body, v.version, false
+	FROM unnest(@node_canvases::text[], @node_ids::text[], @kinds::text[], @xs::float8[], @ys::float8[], @ws::float8[], @hs::float8[], @node_titles::text[], @bodies::text[])
+		AS u(canvas_id, id, kind, x, y, w, h, title, body)
+	JOIN v ON v.id = u.canvas_id
 	ON CONFLICT (canvas_id, id) DO UPDATE SET kind = excluded.kind, x = excluded.x, y = excluded.y,
 		w = excluded.w, h = excluded.h, title = excluded.title, body = excluded.body,
 		version = excluded.version, deleted = false
 )`
 	commitDelNodes = `, dn AS (
-	UPDATE nodes SET deleted = true, version = v.version FROM v
-	WHERE nodes.canvas_id = @canvas AND nodes.id = ANY(@del_nodes::text[])
+	UPDATE nodes n SET deleted = true, version = v.version
+	FROM unnest(@del_node_canvases::text[], @del_nodes::text[]) AS u(canvas_id, id)
+	JOIN v ON v.id = u.canvas_id
+	WHERE n.canvas_id = u.canvas_id AND n.id = u.id
 )`
 	commitEdges = `, ue AS (
 	INSERT INTO edges (canvas_id, id, from_node, to_node, version, deleted)
-	SELECT @canvas, u.id, u.from_node, u.to_node, v.version, false
-	FROM v, unnest(@edge_ids::text[], @froms::text[], @tos::text[]) AS u(id, from_node, to_node)
+	SELECT u.canvas_id, u.id, u.from_node, u.to_node, v.version, false
+	FROM unnest(@edge_canvases::text[], @edge_ids::text[], @froms::text[], @tos::text[]) AS u(canvas_id, id, from_node, to_node)
+	JOIN v ON v.id = u.canvas_id
 	ON CONFLICT (canvas_id, id) DO UPDATE SET from_node = excluded.from_node, to_node = excluded.to_node,
 		version = excluded.version, deleted = false
 )`
 	commitDelEdges = `, de AS (
-	UPDATE edges SET deleted = true, version = v.version FROM v
-	WHERE edges.canvas_id = @canvas AND edges.id = ANY(@del_edges::text[])
+	UPDATE edges e SET deleted = true, version = v.version
+	FROM unnest(@del_edge_canvases::text[], @del_edges::text[]) AS u(canvas_id, id)
+	JOIN v ON v.id = u.canvas_id
+	WHERE e.canvas_id = u.canvas_id AND e.id = u.id
 )`
 	commitGroups = `, g AS (
 	INSERT INTO client_groups (canvas_id, id, user_id)
-	SELECT @canvas, u.id, u.user_id FROM v, unnest(@group_ids::text[], @group_users::text[]) AS u(id, user_id)
+	SELECT u.canvas_id, u.id, u.user_id
+	FROM unnest(@group_canvases::text[], @group_ids::text[], @group_users::text[]) AS u(canvas_id, id, user_id)
+	JOIN v ON v.id = u.canvas_id
 	ON CONFLICT DO NOTHING
 )`
-	commitClients = `, c AS (
+	commitClients = `, cl AS (
 	INSERT INTO clients (canvas_id, id, client_group_id, last_mutation_id, version)
-	SELECT @canvas, u.id, u.grp, u.lmid, v.version FROM v, unnest(@client_ids::text[], @client_groups::text[], @lmids::int8[]) AS u(id, grp, lmid)
+	SELECT u.canvas_id, u.id, u.grp, u.lmid, v.version
+	FROM unnest(@client_canvases::text[], @client_ids::text[], @client_groups::text[], @lmids::int8[]) AS u(canvas_id, id, grp, lmid)
+	JOIN v ON v.id = u.canvas_id
 	ON CONFLICT (canvas_id, id) DO UPDATE SET last_mutation_id = excluded.last_mutation_id,
 		version = excluded.version, updated_at = now()
 )`
 	commitReturn = `
-SELECT version FROM v`
-	// The notification rides in the same statement, so it is sent exactly
-	// when the batch commits (the in-transaction notify of the baseline).
+SELECT id, version FROM v`
+	// The notifications ride in the same statement, so each is sent exactly
+	// when its batch commits (the in-transaction notify of the baseline).
 	commitReturnNotify = `
-SELECT v.version FROM v, LATERAL (SELECT pg_notify(@channel, @prefix || v.version::text)) n`
+SELECT v.id, v.version FROM v, LATERAL (SELECT pg_notify(@channel, @instance || ' ' || v.id || ':' || v.version::text)) n`
 )
 
 // commitStatement assembles the statement and arguments for r.
-func commitStatement(canvasID string, expect int64, r *rows, notifyChannel, notifyPrefix string) (string, pgx.NamedArgs) {
-	args := pgx.NamedArgs{"canvas": canvasID, "expect": expect}
+func commitStatement(r *rows, notifyChannel, instance string) (string, pgx.NamedArgs) {
+	args := pgx.NamedArgs{"canvases": r.canvases, "expects": r.expects, "set_titles": r.setTitles, "titles": r.titles}
 	var q strings.Builder
-	if r.setTitle {
-		q.WriteString(commitVersionTitle)
-		args["title"] = r.title
-	} else {
-		q.WriteString(commitVersion)
-	}
+	q.WriteString(commitVersions)
 	if n := &r.nodes; len(n.id) > 0 {
 		q.WriteString(commitNodes)
-		args["node_ids"], args["kinds"], args["titles"], args["bodies"] = n.id, n.kind, n.title, n.body
+		args["node_canvases"], args["node_ids"], args["kinds"], args["node_titles"], args["bodies"] = r.nodeCanvas, n.id, n.kind, n.title, n.body
 		args["xs"], args["ys"], args["ws"], args["hs"] = n.x, n.y, n.w, n.h
 	}
 	if len(r.delNodes) > 0 {
 		q.WriteString(commitDelNodes)
-		args["del_nodes"] = r.delNodes
+		args["del_node_canvases"], args["del_nodes"] = r.delNodeCanvas, r.delNodes
 	}
 	if len(r.edgeIDs) > 0 {
 		q.WriteString(commitEdges)
-		args["edge_ids"], args["froms"], args["tos"] = r.edgeIDs, r.from, r.to
+		args["edge_canvases"], args["edge_ids"], args["froms"], args["tos"] = r.edgeCanvas, r.edgeIDs, r.from, r.to
 	}
 	if len(r.delEdges) > 0 {
 		q.WriteString(commitDelEdges)
-		args["del_edges"] = r.delEdges
+		args["del_edge_canvases"], args["del_edges"] = r.delEdgeCanvas, r.delEdges
 	}
 	if len(r.groupIDs) > 0 {
 		q.WriteString(commitGroups)
-		args["group_ids"], args["group_users"] = r.groupIDs, r.groupUsers
+		args["group_canvases"], args["group_ids"], args["group_users"] = r.groupCanvas, r.groupIDs, r.groupUsers
 	}
 	if len(r.clientIDs) > 0 {
 		q.WriteString(commitClients)
-		args["client_ids"], args["client_groups"], args["lmids"] = r.clientIDs, r.clientGroups, r.lmids
+		args["client_canvases"], args["client_ids"], args["client_groups"], args["lmids"] = r.clientCanvas, r.clientIDs, r.clientGroups, r.lmids
 	}
 	if notifyChannel != "" {
 		q.WriteString(commitReturnNotify)
-		args["channel"], args["prefix"] = notifyChannel, notifyPrefix
+		args["channel"], args["instance"] = notifyChannel, instance
 	} else {
 		q.WriteString(commitReturn)
 	}
@@ -119,26 +122,89 @@ func commitStatement(canvasID string, expect int64, r *rows, notifyChannel, noti
 // another instance wrote it. Nothing was written.
 var ErrStale = errors.New("canvas version moved")
 
-// CommitBatch writes wr as the next version of canvasID, provided the canvas
-// is still at version expect, in one statement (one round trip, one commit).
-// With notifyChannel set, pg_notify(notifyChannel, notifyPrefix||version) is
-// sent by the same statement. It returns ErrStale if the canvas is no longer
-// at expect, and canvas.ErrNotFound if it does not exist.
-func (s *Store) CommitBatch(ctx context.Context, canvasID string, expect int64, wr *Write, notifyChannel, notifyPrefix string) (int64, error) {
-	query, args := commitStatement(canvasID, expect, splitRows(wr), notifyChannel, notifyPrefix)
-	var version int64
-	err := s.pool.QueryRow(ctx, query, args).Scan(&version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Either the canvas is gone or it moved on: tell which.
-		if _, err := s.Version(ctx, canvasID); err != nil {
-			return 0, err
-		}
-		return 0, ErrStale
+// CanvasBatch is the write of one canvas's batch, expected to become the
+// version after Expect.
+type CanvasBatch struct {
+	CanvasID string
+	Expect   int64
+	Write    *Write
+}
+
+// Committed is the outcome of one CanvasBatch: its new version, or why it
+// was not written (ErrStale, canvas.ErrNotFound).
+type Committed struct {
+	Version int64
+	Err     error
+}
+
+// CommitBatches writes the batches of many canvases (each canvas at most
+// once) in one statement: one round trip, one commit. A batch whose canvas
+// is no longer at its expected version is not written (ErrStale) while the
+// others commit. With notifyChannel set, each committed canvas is announced
+// by pg_notify(notifyChannel, "<instance> <canvas>:<version>") from the
+// same statement. A returned error means nothing was written.
+func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notifyChannel, instance string) ([]Committed, error) {
+	r := newRows()
+	for _, b := range batches {
+		r.add(b.CanvasID, b.Expect, b.Write)
+	}
+	query, args := commitStatement(r, notifyChannel, instance)
+	versions := make(map[string]int64, len(batches))
+	rows, err := s.pool.Query(ctx, query, args)
+	if err == nil {
+		var id string
+		var v int64
+		_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+			versions[id] = v
+			return nil
+		})
 	}
 	if err != nil {
-		return 0, fmt.Errorf("commit canvas %s: %w", canvasID, err)
+		return nil, fmt.Errorf("commit %d canvases: %w", len(batches), err)
 	}
-	return version, nil
+	out := make([]Committed, len(batches))
+	var missing []string
+	for i, b := range batches {
+		if v, ok := versions[b.CanvasID]; ok {
+			out[i].Version = v
+		} else {
+			missing = append(missing, b.CanvasID)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	// Either a canvas is gone or it moved on: tell which.
+	exists := make(map[string]bool, len(missing))
+	rows, err = s.pool.Query(ctx, `SELECT id FROM canvases WHERE id = ANY($1)`, missing)
+	if err == nil {
+		var id string
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			exists[id] = true
+			return nil
+		})
+	}
+	for i, b := range batches {
+		switch {
+		case out[i].Version != 0:
+		case err != nil:
+			out[i].Err = fmt.Errorf("canvas %s: %w", b.CanvasID, err)
+		case exists[b.CanvasID]:
+			out[i].Err = ErrStale
+		default:
+			out[i].Err = canvas.ErrNotFound
+		}
+	}
+	return out, nil
+}
+
+// CommitBatch is CommitBatches for one canvas.
+func (s *Store) CommitBatch(ctx context.Context, canvasID string, expect int64, wr *Write, notifyChannel, instance string) (int64, error) {
+	res, err := s.CommitBatches(ctx, []CanvasBatch{{CanvasID: canvasID, Expect: expect, Write: wr}}, notifyChannel, instance)
+	if err != nil {
+		return 0, err
+	}
+	return res[0].Version, res[0].Err
 }
 
 // Version returns the current version of canvasID.

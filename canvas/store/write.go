@@ -211,55 +211,88 @@ func (w *WriteTx) Commit(ctx context.Context) error {
 // Rollback abandons the transaction; safe after Commit.
 func (w *WriteTx) Rollback(ctx context.Context) { rollback(ctx, w.tx) }
 
-// rows is a Write split into the column arrays the statements take. Every
-// slice is non-nil: pgx would send a nil slice as NULL, not as an empty
-// array.
+// rows is Writes split into the column arrays the statements take, each
+// row with the canvas it belongs to. Every slice is non-nil: pgx would send
+// a nil slice as NULL, not as an empty array.
 type rows struct {
-	setTitle                       bool
-	title                          string
-	nodes                          nodeColumns
-	delNodes, edgeIDs, from, to    []string
-	delEdges, groupIDs, groupUsers []string
-	clientIDs, clientGroups        []string
-	lmids                          []int64
+	// One entry per canvas.
+	canvases  []string
+	expects   []int64
+	setTitles []bool
+	titles    []string
+	// One entry per row, with its canvas in the *Canvas column.
+	nodes                                 nodeColumns
+	nodeCanvas, delNodeCanvas, delNodes   []string
+	edgeCanvas, edgeIDs, from, to         []string
+	delEdgeCanvas, delEdges               []string
+	groupCanvas, groupIDs, groupUsers     []string
+	clientCanvas, clientIDs, clientGroups []string
+	lmids                                 []int64
+	// setTitle and title are the single canvas's title (splitRows).
+	setTitle bool
+	title    string
 }
 
-func splitRows(wr *Write) *rows {
-	r := &rows{
-		nodes:    nodeColumns{id: []string{}, kind: []string{}, title: []string{}, body: []string{}, x: []float64{}, y: []float64{}, w: []float64{}, h: []float64{}},
-		delNodes: []string{}, edgeIDs: []string{}, from: []string{}, to: []string{},
-		delEdges: []string{}, groupIDs: []string{}, groupUsers: []string{},
-		clientIDs:    make([]string, 0, len(wr.Clients)),
-		clientGroups: make([]string, 0, len(wr.Clients)),
-		lmids:        make([]int64, 0, len(wr.Clients)),
+func newRows() *rows {
+	e := func() []string { return []string{} }
+	return &rows{
+		canvases: e(), expects: []int64{}, setTitles: []bool{}, titles: e(),
+		nodes:      nodeColumns{id: e(), kind: e(), title: e(), body: e(), x: []float64{}, y: []float64{}, w: []float64{}, h: []float64{}},
+		nodeCanvas: e(), delNodeCanvas: e(), delNodes: e(),
+		edgeCanvas: e(), edgeIDs: e(), from: e(), to: e(),
+		delEdgeCanvas: e(), delEdges: e(),
+		groupCanvas: e(), groupIDs: e(), groupUsers: e(),
+		clientCanvas: e(), clientIDs: e(), clientGroups: e(), lmids: []int64{},
 	}
+}
+
+// splitRows splits the write of one canvas.
+func splitRows(wr *Write) *rows {
+	r := newRows()
+	r.add("", 0, wr)
+	r.setTitle, r.title = r.setTitles[0], r.titles[0]
+	return r
+}
+
+// add appends the write of canvasID, expected at version expect.
+func (r *rows) add(canvasID string, expect int64, wr *Write) {
+	setTitle, title := false, ""
 	for i := range wr.Changes {
 		c := &wr.Changes[i]
 		switch {
 		case c.Kind == canvas.ChangeNode && c.Deleted:
+			r.delNodeCanvas = append(r.delNodeCanvas, canvasID)
 			r.delNodes = append(r.delNodes, c.ID)
 		case c.Kind == canvas.ChangeNode:
+			r.nodeCanvas = append(r.nodeCanvas, canvasID)
 			r.nodes.add(c.Node)
 		case c.Kind == canvas.ChangeEdge && c.Deleted:
+			r.delEdgeCanvas = append(r.delEdgeCanvas, canvasID)
 			r.delEdges = append(r.delEdges, c.ID)
 		case c.Kind == canvas.ChangeEdge:
+			r.edgeCanvas = append(r.edgeCanvas, canvasID)
 			r.edgeIDs = append(r.edgeIDs, c.ID)
 			r.from = append(r.from, c.Edge.From)
 			r.to = append(r.to, c.Edge.To)
 		case c.Kind == canvas.ChangeCanvas:
-			r.setTitle, r.title = true, c.Title
+			setTitle, title = true, c.Title
 		}
 	}
+	r.canvases = append(r.canvases, canvasID)
+	r.expects = append(r.expects, expect)
+	r.setTitles = append(r.setTitles, setTitle)
+	r.titles = append(r.titles, title)
 	for _, g := range wr.NewGroups {
+		r.groupCanvas = append(r.groupCanvas, canvasID)
 		r.groupIDs = append(r.groupIDs, g.ID)
 		r.groupUsers = append(r.groupUsers, g.UserID)
 	}
 	for id, c := range wr.Clients {
+		r.clientCanvas = append(r.clientCanvas, canvasID)
 		r.clientIDs = append(r.clientIDs, id)
 		r.clientGroups = append(r.clientGroups, c.Group)
 		r.lmids = append(r.lmids, c.LastMutationID)
 	}
-	return r
 }
 
 type nodeColumns struct {

@@ -1,0 +1,115 @@
+package actors
+
+import (
+	"context"
+	"sync"
+
+	"github.com/canvasd/canvasd/canvas/store"
+)
+
+// maxCommitCanvases bounds the canvases written by one statement.
+const maxCommitCanvases = 256
+
+type commitReq struct {
+	batch store.CanvasBatch
+	reply chan store.Committed
+}
+
+// committer writes the batches of many canvas actors in one statement: the
+// batches that queue while a statement runs go into the next. A canvas's
+// actor still serializes its canvas; the committer shares commits between
+// canvases, so under load the database sees far fewer commits than there
+// are canvas batches. A few committers run at once, so one slow statement
+// does not hold every canvas up.
+type committer struct {
+	s      *System
+	reqs   chan *commitReq
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newCommitter(s *System) *committer {
+	return &committer{s: s, reqs: make(chan *commitReq, 4096)}
+}
+
+func (c *committer) start(n int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	for range n {
+		c.wg.Go(func() { c.run(ctx) })
+	}
+}
+
+// stop ends the committers; call it once no actor commits any more.
+func (c *committer) stop() {
+	if c.cancel != nil {
+		c.cancel()
+		c.wg.Wait()
+	}
+}
+
+// commit writes one canvas's batch and waits for the outcome.
+func (c *committer) commit(ctx context.Context, b store.CanvasBatch) (int64, error) {
+	req := &commitReq{batch: b, reply: make(chan store.Committed, 1)}
+	select {
+	case c.reqs <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case res := <-req.reply:
+		return res.Version, res.Err
+	case <-ctx.Done():
+		// The statement may still commit: the caller reloads the canvas.
+		return 0, ctx.Err()
+	}
+}
+
+func (c *committer) run(ctx context.Context) {
+	var (
+		reqs    []*commitReq
+		batches []store.CanvasBatch
+	)
+	for {
+		reqs, batches = reqs[:0], batches[:0]
+		select {
+		case r := <-c.reqs:
+			reqs = append(reqs, r)
+		case <-ctx.Done():
+			return
+		}
+		// With batching off (the ablation), every batch gets its own
+		// statement and commit.
+		limit := maxCommitCanvases
+		if !c.s.cfg.Batching {
+			limit = 1
+		}
+	drain:
+		for len(reqs) < limit {
+			select {
+			case r := <-c.reqs:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		for _, r := range reqs {
+			batches = append(batches, r.batch)
+		}
+		var channel string
+		if c.s.cfg.Notify == NotifyInTx {
+			channel = c.s.cfg.NotifyChannel
+		}
+		qctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+		res, err := c.s.store.CommitBatches(qctx, batches, channel, c.s.notifier.instance)
+		cancel()
+		for i, r := range reqs {
+			if err != nil {
+				r.reply <- store.Committed{Err: err}
+			} else {
+				r.reply <- res[i]
+			}
+		}
+		c.s.Metrics.Statements.Add(1)
+	}
+}
