@@ -283,3 +283,31 @@ func TestPokesCoalesceWithManySubscribers(t *testing.T) {
 	}
 	t.Logf("%d commits in %v: %d pokes per subscriber", commits, burst, counts[0].Load())
 }
+
+// Batches of different canvases waiting at once share statements.
+func TestCanvasesShareCommits(t *testing.T) {
+	t.Parallel()
+	s, st := newSystem(t, func(c *Config) { c.Committers = 1 })
+	ctx := context.Background()
+	const canvases = 40
+	for i := range canvases {
+		createCanvas(t, st, fmt.Sprintf("c%d", i))
+	}
+	var wg sync.WaitGroup
+	for i := range canvases {
+		wg.Go(func() {
+			for j := int64(1); j <= 5; j++ {
+				require.NoError(t, s.Push(ctx, fmt.Sprintf("c%d", i), "", pushReq(fmt.Sprintf("g%d", i), "a", j, "createNode", fmt.Sprintf(`{"id":"n%d","kind":"k","x":0,"y":0}`, j))))
+			}
+		})
+	}
+	wg.Wait()
+	for i := range canvases {
+		snap, err := st.Load(ctx, fmt.Sprintf("c%d", i))
+		require.NoError(t, err)
+		require.Equal(t, int64(5), snap.Clients["a"].LastMutationID)
+		require.Len(t, snap.Changes, 6)
+	}
+	require.Equal(t, int64(canvases*5), s.Metrics.Transactions.Load())
+	require.Less(t, s.Metrics.Statements.Load(), s.Metrics.Transactions.Load(), "statements carried several canvases")
+}

@@ -76,3 +76,35 @@ func TestCommitBatch(t *testing.T) {
 	require.Equal(t, "c", owner)
 	require.Equal(t, "u", user)
 }
+
+// One statement commits the batches of many canvases; a canvas not at its
+// expected version, or missing, is left out while the others commit.
+func TestCommitBatchesAcrossCanvases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := store.New(pgtest.Pool(t))
+	for _, id := range []string{"a", "b", "c"} {
+		_, _, err := st.CreateCanvas(ctx, id, "")
+		require.NoError(t, err)
+	}
+	w := func(nodeID string) *store.Write {
+		return &store.Write{Changes: []canvas.Change{node(nodeID)},
+			Clients:   map[string]store.Client{"x" + nodeID: {Group: "g" + nodeID, LastMutationID: 1}},
+			NewGroups: []store.Group{{ID: "g" + nodeID}}}
+	}
+	res, err := st.CommitBatches(ctx, []store.CanvasBatch{
+		{CanvasID: "a", Expect: 0, Write: w("n1")},
+		{CanvasID: "b", Expect: 5, Write: w("n2")}, // stale
+		{CanvasID: "c", Expect: 0, Write: w("n3")},
+		{CanvasID: "zz", Expect: 0, Write: w("n4")}, // missing
+	}, "", "")
+	require.NoError(t, err)
+	require.Equal(t, []store.Committed{{Version: 1}, {Err: store.ErrStale}, {Version: 1}, {Err: canvas.ErrNotFound}}, res)
+
+	for id, want := range map[string]int{"a": 2, "b": 1, "c": 2} { // meta + node, or meta only
+		snap, err := st.Load(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, snap.Changes, want, id)
+		require.Len(t, snap.Clients, want-1, id)
+	}
+}
