@@ -445,6 +445,3 @@ func (a *canvasActor) catchUp(ctx context.Context, w *store.WriteTx) error {
 	a.applyCaughtUp(snap, w.Prev)
 	return nil
 }
-
-// errBadClient is a push naming a client of another group.
-var errBadClient = errors.New("client belongs to another client group")

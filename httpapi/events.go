@@ -93,11 +93,12 @@ func (s *Server) hijack(c echo.Context) (net.Conn, bool) {
 	h.Set("Connection", "close") // no length, no chunks: the body ends with the connection
 	c.Response().Status = http.StatusOK
 	_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\n"); err == nil {
+	_, err = io.WriteString(conn, "HTTP/1.1 200 OK\r\n")
+	if err == nil {
 		err = h.Write(conn)
-		if err == nil {
-			_, err = io.WriteString(conn, "\r\n")
-		}
+	}
+	if err == nil {
+		_, err = io.WriteString(conn, "\r\n")
 	}
 	if err != nil {
 		_ = conn.Close()

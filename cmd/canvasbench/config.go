@@ -87,7 +87,7 @@ func ParseSweep(s string) (Sweep, error) {
 	}
 	param, list, ok := strings.Cut(s, "=")
 	if !ok {
-		return Sweep{}, fmt.Errorf("sweep %q: want param=v1,v2,...", s)
+		return Sweep{}, fmt.Errorf("sweep %q: want param=v1,v2 (comma-separated values)", s)
 	}
 	param = strings.TrimSpace(param)
 	switch param {

@@ -542,8 +542,6 @@ func runScenarioOn(ctx context.Context, env *scenEnv) (*ScenarioReport, error) {
 }
 
 // Formatting helpers of the scenario tables.
-func fmtMS(d time.Duration) string { return ms(d) + " ms" }
-
 func fmtBytes(b int64) string {
 	switch {
 	case b < 0:
