@@ -311,3 +311,31 @@ func TestCanvasesShareCommits(t *testing.T) {
 	require.Equal(t, int64(canvases*5), s.Metrics.Transactions.Load())
 	require.Less(t, s.Metrics.Statements.Load(), s.Metrics.Transactions.Load(), "statements carried several canvases")
 }
+
+// A batch the database refuses fails alone: the canvases that shared its
+// statement are written one by one and commit.
+func TestSharedCommitIsolatesABadBatch(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	st := store.New(pool)
+	createCanvas(t, st, "good")
+	createCanvas(t, st, "bad")
+	s, err := New(DefaultConfig(), st, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	c := newCommitter(s)
+	good := &commitReq{reply: make(chan store.Committed, 1), batch: store.CanvasBatch{CanvasID: "good", Write: &store.Write{
+		Changes: []canvas.Change{{Kind: canvas.ChangeNode, ID: "n", Node: canvas.Node{ID: "n", Kind: "k", W: 1, H: 1}}}}}}
+	// A client of a group that was never recorded breaks a foreign key.
+	bad := &commitReq{reply: make(chan store.Committed, 1), batch: store.CanvasBatch{CanvasID: "bad", Write: &store.Write{
+		Clients: map[string]store.Client{"x": {Group: "ghost", LastMutationID: 1}}}}}
+	c.reqs <- good
+	c.reqs <- bad // both queued: one statement takes them together
+	c.start(1)
+	defer c.stop()
+	require.Equal(t, store.Committed{Version: 1}, <-good.reply)
+	require.Error(t, (<-bad.reply).Err)
+	require.Equal(t, int64(3), s.Metrics.Statements.Load(), "the shared statement, then one each")
+	v, err := st.Version(context.Background(), "bad")
+	require.NoError(t, err)
+	require.Zero(t, v, "nothing of the bad batch was written")
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/canvasd/canvasd/canvas/store"
 )
 
@@ -100,9 +102,21 @@ func (c *committer) run(ctx context.Context) {
 		if c.s.cfg.Notify == NotifyInTx {
 			channel = c.s.cfg.NotifyChannel
 		}
-		qctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-		res, err := c.s.store.CommitBatches(qctx, batches, channel, c.s.notifier.instance)
-		cancel()
+		res, err := c.write(batches, channel)
+		if err != nil && len(batches) > 1 {
+			// One canvas's batch must not fail the others (nor a deadlock
+			// with another instance all of them): write each alone.
+			c.s.log.Warn("shared commit failed, writing its canvases one by one", zap.Int("canvases", len(batches)), zap.Error(err))
+			for i := range batches {
+				one, err := c.write(batches[i:i+1], channel)
+				if err != nil {
+					res[i] = store.Committed{Err: err}
+				} else {
+					res[i] = one[0]
+				}
+			}
+			err = nil
+		}
 		for i, r := range reqs {
 			if err != nil {
 				r.reply <- store.Committed{Err: err}
@@ -110,6 +124,17 @@ func (c *committer) run(ctx context.Context) {
 				r.reply <- res[i]
 			}
 		}
-		c.s.Metrics.Statements.Add(1)
 	}
+}
+
+// write runs one statement for batches.
+func (c *committer) write(batches []store.CanvasBatch, channel string) ([]store.Committed, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+	defer cancel()
+	c.s.Metrics.Statements.Add(1)
+	res, err := c.s.store.CommitBatches(ctx, batches, channel, c.s.notifier.instance)
+	if err != nil {
+		return make([]store.Committed, len(batches)), err
+	}
+	return res, nil
 }
