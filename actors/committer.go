@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -13,8 +14,9 @@ import (
 const maxCommitCanvases = 256
 
 type commitReq struct {
-	batch store.CanvasBatch
-	reply chan store.Committed
+	batch    store.CanvasBatch
+	deadline time.Time // the caller's: past it, the caller has answered 503
+	reply    chan store.Committed
 }
 
 // committer writes the batches of many canvas actors in one statement: the
@@ -53,18 +55,17 @@ func (c *committer) stop() {
 // commit writes one canvas's batch and waits for the outcome.
 func (c *committer) commit(ctx context.Context, b store.CanvasBatch) (int64, error) {
 	req := &commitReq{batch: b, reply: make(chan store.Committed, 1)}
+	req.deadline, _ = ctx.Deadline()
 	select {
 	case c.reqs <- req:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	select {
-	case res := <-req.reply:
-		return res.Version, res.Err
-	case <-ctx.Done():
-		// The statement may still commit: the caller reloads the canvas.
-		return 0, ctx.Err()
-	}
+	// The statement is bounded by our deadline, and the committer always
+	// answers: waiting for it (rather than for ctx) means an error here is
+	// a statement that did not commit, not one that might still.
+	res := <-req.reply
+	return res.Version, res.Err
 }
 
 func (c *committer) run(ctx context.Context) {
@@ -102,13 +103,26 @@ func (c *committer) run(ctx context.Context) {
 		if c.s.cfg.Notify == NotifyInTx {
 			channel = c.s.cfg.NotifyChannel
 		}
-		res, err := c.write(batches, channel)
+		// The statement ends at the earliest deadline among its callers: a
+		// caller that timed out has told its client nothing was written, so
+		// the statement must not commit after that.
+		deadline := time.Now().Add(c.s.cfg.WriteTimeout)
+		for _, r := range reqs {
+			if !r.deadline.IsZero() && r.deadline.Before(deadline) {
+				deadline = r.deadline
+			}
+		}
+		res, err := c.write(batches, channel, deadline)
 		if err != nil && len(batches) > 1 {
 			// One canvas's batch must not fail the others (nor a deadlock
 			// with another instance all of them): write each alone.
 			c.s.log.Warn("shared commit failed, writing its canvases one by one", zap.Int("canvases", len(batches)), zap.Error(err))
-			for i := range batches {
-				one, err := c.write(batches[i:i+1], channel)
+			for i, r := range reqs {
+				deadline := time.Now().Add(c.s.cfg.WriteTimeout)
+				if !r.deadline.IsZero() && r.deadline.Before(deadline) {
+					deadline = r.deadline
+				}
+				one, err := c.write(batches[i:i+1], channel, deadline)
 				if err != nil {
 					res[i] = store.Committed{Err: err}
 				} else {
@@ -127,9 +141,9 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// write runs one statement for batches.
-func (c *committer) write(batches []store.CanvasBatch, channel string) ([]store.Committed, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+// write runs one statement for batches, abandoned at deadline.
+func (c *committer) write(batches []store.CanvasBatch, channel string, deadline time.Time) ([]store.Committed, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.s.Metrics.Statements.Add(1)
 	res, err := c.s.store.CommitBatches(ctx, batches, channel, c.s.notifier.instance)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -118,6 +120,10 @@ func commitStatement(r *rows, notifyChannel, instance string) (string, pgx.Named
 	return q.String(), args
 }
 
+// serverTimeoutGrace is how long past a write's deadline the client side
+// waits for the server to report the statement aborted.
+const serverTimeoutGrace = 2 * time.Second
+
 // ErrStale means the canvas moved past the version the caller expected:
 // another instance wrote it. Nothing was written.
 var ErrStale = errors.New("canvas version moved")
@@ -150,16 +156,28 @@ func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notify
 	}
 	query, args := commitStatement(r, notifyChannel, instance)
 	versions := make(map[string]int64, len(batches))
-	rows, err := s.pool.Query(ctx, query, args)
-	if err == nil {
+	b := &pgx.Batch{}
+	if deadline, ok := ctx.Deadline(); ok {
+		// The server aborts the statement at the deadline: an error then
+		// means it did not commit. A client-side cancel alone can lose the
+		// race with a commit that is already under way. The setting is
+		// local to the batch's implicit transaction.
+		ms := max(time.Until(deadline).Milliseconds(), 1)
+		b.Queue(`SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(ms, 10))
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(serverTimeoutGrace))
+		defer cancel()
+	}
+	b.Queue(query, args).Query(func(rows pgx.Rows) error {
 		var id string
 		var v int64
-		_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error {
 			versions[id] = v
 			return nil
 		})
-	}
-	if err != nil {
+		return err
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("commit %d canvases: %w", len(batches), err)
 	}
 	out := make([]Committed, len(batches))
@@ -176,7 +194,7 @@ func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notify
 	}
 	// Either a canvas is gone or it moved on: tell which.
 	exists := make(map[string]bool, len(missing))
-	rows, err = s.pool.Query(ctx, `SELECT id FROM canvases WHERE id = ANY($1)`, missing)
+	rows, err := s.pool.Query(ctx, `SELECT id FROM canvases WHERE id = ANY($1)`, missing)
 	if err == nil {
 		var id string
 		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
