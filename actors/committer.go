@@ -103,26 +103,13 @@ func (c *committer) run(ctx context.Context) {
 		if c.s.cfg.Notify == NotifyInTx {
 			channel = c.s.cfg.NotifyChannel
 		}
-		// The statement ends at the earliest deadline among its callers: a
-		// caller that timed out has told its client nothing was written, so
-		// the statement must not commit after that.
-		deadline := time.Now().Add(c.s.cfg.WriteTimeout)
-		for _, r := range reqs {
-			if !r.deadline.IsZero() && r.deadline.Before(deadline) {
-				deadline = r.deadline
-			}
-		}
-		res, err := c.write(batches, channel, deadline)
+		res, err := c.write(batches, channel, c.deadline(reqs))
 		if err != nil && len(batches) > 1 {
 			// One canvas's batch must not fail the others (nor a deadlock
 			// with another instance all of them): write each alone.
 			c.s.log.Warn("shared commit failed, writing its canvases one by one", zap.Int("canvases", len(batches)), zap.Error(err))
-			for i, r := range reqs {
-				deadline := time.Now().Add(c.s.cfg.WriteTimeout)
-				if !r.deadline.IsZero() && r.deadline.Before(deadline) {
-					deadline = r.deadline
-				}
-				one, err := c.write(batches[i:i+1], channel, deadline)
+			for i := range reqs {
+				one, err := c.write(batches[i:i+1], channel, c.deadline(reqs[i:i+1]))
 				if err != nil {
 					res[i] = store.Committed{Err: err}
 				} else {
@@ -139,6 +126,19 @@ func (c *committer) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// deadline is when a statement for reqs must end: the earliest deadline
+// among its callers. A caller that timed out has told its client nothing
+// was written, so the statement must not commit after that.
+func (c *committer) deadline(reqs []*commitReq) time.Time {
+	d := time.Now().Add(c.s.cfg.WriteTimeout)
+	for _, r := range reqs {
+		if !r.deadline.IsZero() && r.deadline.Before(d) {
+			d = r.deadline
+		}
+	}
+	return d
 }
 
 // write runs one statement for batches, abandoned at deadline.

@@ -262,6 +262,22 @@ func (l *loadRun) setup(ctx context.Context) error {
 }
 
 // setupCanvas creates one canvas and its node pool.
+// takeRandom removes and returns a random id of *ids ("" if none), under
+// the canvas's lock.
+func (cv *canvasState) takeRandom(ids *[]string, rnd *rand.Rand) string {
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	n := len(*ids)
+	if n == 0 {
+		return ""
+	}
+	k := rnd.IntN(n)
+	id := (*ids)[k]
+	(*ids)[k] = (*ids)[n-1]
+	*ids = (*ids)[:n-1]
+	return id
+}
+
 func (l *loadRun) setupCanvas(ctx context.Context, cv *canvasState) error {
 	if err := l.api.createCanvas(ctx, cv.id); err != nil {
 		return fmt.Errorf("create canvas %s: %w", cv.id, err)
@@ -314,29 +330,11 @@ func (l *loadRun) nextMutation(c *benchClient) mutation {
 	y := math.Round(rnd.Float64()*10000) / 10
 	switch op {
 	case opDelete:
-		cv.mu.Lock()
-		var id string
-		if n := len(cv.created); n > 0 {
-			k := rnd.IntN(n)
-			id = cv.created[k]
-			cv.created[k] = cv.created[n-1]
-			cv.created = cv.created[:n-1]
-		}
-		cv.mu.Unlock()
-		if id != "" {
+		if id := cv.takeRandom(&cv.created, rnd); id != "" {
 			return c.mutation("deleteNode", map[string]any{"id": id}, 0)
 		}
 	case opUnedge:
-		cv.mu.Lock()
-		var id string
-		if n := len(cv.edges); n > 0 {
-			k := rnd.IntN(n)
-			id = cv.edges[k]
-			cv.edges[k] = cv.edges[n-1]
-			cv.edges = cv.edges[:n-1]
-		}
-		cv.mu.Unlock()
-		if id != "" {
+		if id := cv.takeRandom(&cv.edges, rnd); id != "" {
 			return c.mutation("deleteEdge", map[string]any{"id": id}, 0)
 		}
 		op = opEdge
