@@ -23,28 +23,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-)
 
-const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	"github.com/canvasd/canvasd/tests/pgtest"
+)
 
 // TestRealClient runs the real Replicache 15.3 client (Node, tests/client)
 // against a freshly built canvasd on a fresh PostgreSQL database.
 //
-// Without node on PATH or a reachable database it skips, unless CI=true, in
-// which case it fails.
+// Without node on PATH or a reachable database it fails with a hint, or
+// skips when CANVASD_TEST_SKIP_DB=1 opts in (never under CI=true).
 func TestRealClient(t *testing.T) {
-	ci := os.Getenv("CI") == "true"
-	unavailable := func(format string, args ...any) {
+	nodeMissing := func(format string, args ...any) {
 		t.Helper()
-		if ci {
-			t.Fatalf("CI=true: "+format, args...)
-		}
-		t.Skipf(format, args...)
+		pgtest.Missing(t, fmt.Sprintf(format, args...),
+			"the real-client suite needs Node.js 20 or later (node and npm on PATH)")
 	}
 
 	nodeBin, err := exec.LookPath("node")
 	if err != nil {
-		unavailable("node not on PATH: %v", err)
+		nodeMissing("node not on PATH: %v", err)
 	}
 
 	wd, err := os.Getwd()
@@ -54,10 +51,10 @@ func TestRealClient(t *testing.T) {
 	require.FileExists(t, filepath.Join(root, "go.mod"))
 	require.FileExists(t, filepath.Join(clientDir, "package-lock.json"))
 
-	dbURL := freshDatabase(t, unavailable)
+	dbURL := freshDatabase(t)
 	bin := buildServer(t, root)
 	srv := startServer(t, bin, dbURL)
-	ensureNodeModules(t, clientDir, unavailable)
+	ensureNodeModules(t, clientDir, nodeMissing)
 
 	runNodeTests(t, nodeBin, clientDir, srv.base)
 
@@ -66,21 +63,18 @@ func TestRealClient(t *testing.T) {
 
 // freshDatabase creates canvasd_rc_<random> next to DATABASE_URL's database
 // and drops it (WITH (FORCE)) at cleanup. It returns the new database's URL.
-func freshDatabase(t *testing.T, unavailable func(string, ...any)) string {
+func freshDatabase(t *testing.T) string {
 	t.Helper()
-	adminURL := os.Getenv("DATABASE_URL")
-	if adminURL == "" {
-		adminURL = defaultDatabaseURL
-	}
+	adminURL := pgtest.URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		unavailable("PostgreSQL at DATABASE_URL unreachable: %v", err)
+		pgtest.Unavailable(t, err)
 	}
 	defer conn.Close(context.Background())
 	if err := conn.Ping(ctx); err != nil {
-		unavailable("PostgreSQL at DATABASE_URL unreachable: %v", err)
+		pgtest.Unavailable(t, err)
 	}
 
 	name := "canvasd_rc_" + randomHex(t, 6)

@@ -6,7 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,14 +31,46 @@ func URL() string {
 	return DefaultURL
 }
 
-// Unavailable skips t when the database cannot be reached, or fails it
-// under CI=true, where a missing database is a broken run.
+// SkipEnv names the variable that lets tests skip, instead of fail, when
+// what they need (PostgreSQL, Node) is missing: an explicit opt-in, so a
+// run without a database never passes by accident.
+const SkipEnv = "CANVASD_TEST_SKIP_DB"
+
+// Unavailable fails t because the database cannot be reached, saying how to
+// point the tests at one. With CANVASD_TEST_SKIP_DB=1 it skips t instead,
+// except under CI=true, where a missing database is always a broken run.
 func Unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("database unreachable at %s under CI: %v", URL(), err)
+	Missing(t, fmt.Sprintf("PostgreSQL unreachable at %s: %v", Redacted(), err),
+		"start PostgreSQL there, or point the tests at one with "+
+			"DATABASE_URL=postgres://USER@HOST:PORT/DB?sslmode=disable")
+}
+
+// Missing fails t because something it needs is missing (what), with a hint
+// on how to provide it, or skips t when CANVASD_TEST_SKIP_DB opts in.
+func Missing(t testing.TB, what, hint string) {
+	t.Helper()
+	if skipAllowed() {
+		t.Skipf("%s (skipped: %s is set)", what, SkipEnv)
 	}
-	t.Skipf("database unreachable at %s: %v", URL(), err)
+	t.Fatalf("%s\n\t%s;\n\tor set %s=1 to skip the tests that need it (ignored under CI=true)", what, hint, SkipEnv)
+}
+
+func skipAllowed() bool {
+	if os.Getenv("CI") == "true" {
+		return false
+	}
+	ok, _ := strconv.ParseBool(os.Getenv(SkipEnv))
+	return ok
+}
+
+// Redacted returns the test database URL without its password.
+func Redacted() string {
+	u, err := url.Parse(URL())
+	if err != nil {
+		return "DATABASE_URL (unparsable)"
+	}
+	return u.Redacted()
 }
 
 // Name returns a fresh lower-case identifier with prefix.
