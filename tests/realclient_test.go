@@ -51,6 +51,7 @@ func TestRealClient(t *testing.T) {
 	require.FileExists(t, filepath.Join(root, "go.mod"))
 	require.FileExists(t, filepath.Join(clientDir, "package-lock.json"))
 
+	watchInputs(t, filepath.Join(root, "cmd", "canvasd"), clientDir)
 	dbURL := freshDatabase(t)
 	bin := buildServer(t, root)
 	srv := startServer(t, bin, dbURL)
@@ -59,6 +60,33 @@ func TestRealClient(t *testing.T) {
 	runNodeTests(t, nodeBin, clientDir, srv.base)
 
 	srv.stop(t)
+}
+
+// watchInputs opens every file under dirs (node_modules aside). The suite
+// builds cmd/canvasd and runs the client's JavaScript, neither of which is
+// linked into this test binary: opening them makes go test's result cache,
+// which keys on the files a test opens, run the suite again when they change.
+func watchInputs(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && d.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			if d.Type().IsRegular() {
+				f, err := os.Open(path)
+				if err != nil {
+					return err
+				}
+				return f.Close()
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
 }
 
 // freshDatabase creates canvasd_rc_<random> next to DATABASE_URL's database
