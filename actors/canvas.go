@@ -60,9 +60,15 @@ type canvasActor struct {
 	state   *canvas.State
 	version int64 // the version state and clients reflect
 	seen    int64 // the newest version known to exist (pokes from other instances)
-	epoch   string
-	clients map[string]store.Client
-	groups  map[string]string // client group -> user, for groups bound to this canvas
+	// delivered is the newest version every current subscriber was poked
+	// with (or subscribed at). It is kept apart from seen: a pull, load or
+	// catch-up can learn of another instance's commit before that
+	// instance's notification arrives, and the notification then finds
+	// nothing new; the subscribers must still hear of it.
+	delivered int64
+	epoch     string
+	clients   map[string]store.Client
+	groups    map[string]string // client group -> user, for groups bound to this canvas
 
 	// The pull side: clients by group, the bindings of groups that only
 	// pull, and a log of the rows changed after logFloor, from which
@@ -115,8 +121,9 @@ func (a *canvasActor) Receive(c *actor.Context) {
 			a.s.dir.release(msg.entry)
 		}
 	case *remotePokeMsg:
-		if msg.version == 0 || msg.version > a.seen {
-			a.seen = max(a.seen, msg.version)
+		a.seen = max(a.seen, msg.version)
+		if msg.version == 0 {
+			// Notifications may have been missed: poke whatever we know.
 			a.poke(c)
 		}
 		a.s.dir.release(msg.entry)
@@ -133,6 +140,12 @@ func (a *canvasActor) Receive(c *actor.Context) {
 			a.s.dir.release(p.entry)
 		}
 		a.pendingPulls = nil
+		return
+	}
+	// Whatever the message did (a commit, a pull's freshness check, a load,
+	// a remote poke), a version the subscribers have not heard of is poked.
+	if a.seen > a.delivered {
+		a.poke(c)
 	}
 }
 
@@ -147,8 +160,14 @@ func (a *canvasActor) subscribe(sub *Subscription) subscribeReply {
 		}
 		a.seen = cv.Version
 	}
+	version := max(a.seen, a.version)
+	if len(a.subs) == 0 {
+		// The stream starts at version: its client learns of what came
+		// before by its own pull (or the catch-up poke on reconnect).
+		a.delivered = version
+	}
 	a.subs[sub] = struct{}{}
-	return subscribeReply{version: max(a.seen, a.version)}
+	return subscribeReply{version: version}
 }
 
 // poke tells the subscribers that the canvas reached a.seen, at once or,
@@ -174,6 +193,7 @@ func (a *canvasActor) pokeNow() {
 	for sub := range a.subs {
 		sub.deliver(a.seen)
 	}
+	a.delivered = a.seen
 	a.lastPoke = time.Now()
 	a.s.Metrics.Pokes.Add(int64(len(a.subs)))
 }
