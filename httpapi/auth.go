@@ -72,6 +72,8 @@ func (a AuthConfig) Enabled() bool {
 // Validate checks a.
 func (a AuthConfig) Validate() error {
 	switch {
+	case len(a.HS256Secret) > 0 && len(bytes.TrimSpace(a.HS256Secret)) == 0:
+		return errors.New("the HS256 secret is blank")
 	case len(a.HS256Secret) > 0 && len(a.HS256Secret) < 32:
 		return errors.New("the HS256 secret must be at least 32 bytes")
 	case a.JWKSFile != "" && a.JWKSURL != "":
@@ -207,9 +209,14 @@ func newAuthenticator(cfg AuthConfig, log *zap.Logger) (*authenticator, error) {
 		}
 		a.jwks = f.keyfunc
 	case cfg.JWKSURL != "":
+		noStartWithoutKeys := false
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-			HTTPTimeout:     10 * time.Second,
-			RefreshInterval: cfg.JWKSRefresh,
+			// The first fetch must succeed: a server that starts without
+			// keys answers every request 401 until a refresh works, and
+			// hides a wrong URL until then.
+			NoErrorReturnFirstHTTPReq: &noStartWithoutKeys,
+			HTTPTimeout:               10 * time.Second,
+			RefreshInterval:           cfg.JWKSRefresh,
 			// jwkset's own unknown-kid limiter makes requests wait, and its
 			// wait bound also bounds the fetch: unknownKID gates instead.
 			RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
@@ -223,6 +230,10 @@ func newAuthenticator(cfg AuthConfig, log *zap.Logger) (*authenticator, error) {
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("JWKS URL: %w", err)
+		}
+		if n, err := usableKeys(ctx, kf); err != nil || n == 0 {
+			cancel()
+			return nil, fmt.Errorf("JWKS URL %s yields no usable RS256 or ES256 key: refusing to start without keys", cfg.JWKSURL)
 		}
 		u := &unknownKID{kf: kf, ctx: ctx, limit: rate.NewLimiter(rate.Every(10*time.Second), 1)}
 		a.jwks = u.keyfunc
@@ -341,9 +352,32 @@ func (f *jwksFile) load() error {
 	if err != nil {
 		return fmt.Errorf("JWKS file %s: %w", f.path, err)
 	}
+	if n, err := usableKeys(context.Background(), kf); err != nil || n == 0 {
+		return fmt.Errorf("JWKS file %s holds no usable RS256 or ES256 key", f.path)
+	}
 	f.kf.Store(kf)
 	f.modTime, f.size, f.checked = st.ModTime(), st.Size(), time.Now()
 	return nil
+}
+
+// usableKeys counts the keys of a set that can verify RS256 or ES256
+// signatures.
+func usableKeys(ctx context.Context, kf keyfunc.Keyfunc) (int, error) {
+	keys, err := kf.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		m := k.Marshal()
+		if m.USE == jwkset.UseEnc {
+			continue
+		}
+		if m.KTY == jwkset.KtyRSA || (m.KTY == jwkset.KtyEC && m.CRV == jwkset.CrvP256) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (f *jwksFile) keyfunc(t *jwt.Token) (any, error) {

@@ -37,6 +37,9 @@ type config struct {
 	CORSOrigins       string
 	ReadHeaderTimeout time.Duration
 	HTTPIdleTimeout   time.Duration
+	// Which key sources were given (flag or environment, even empty): a
+	// source given but yielding no key stops the server.
+	keySourcesGiven map[string]bool
 
 	Actors actors.Config
 	HTTP   httpapi.Config
@@ -62,7 +65,8 @@ func parseConfig(args []string) (*config, error) {
 		fs.DurationVar(p, name, v, usage+" (env "+env+")")
 	}
 	str(&cfg.Addr, "addr", "CANVASD_ADDR", "127.0.0.1:8080", "address to listen on")
-	str(&cfg.DatabaseURL, "database-url", "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL")
+	var dbURL secretFlag
+	secretVar(fs, &dbURL, "database-url", "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL", showRedactedURL)
 	str(&cfg.Versioning, "versioning", "CANVASD_VERSIONING", "canvas", "versioning: canvas (one version per canvas) or global (one version row for all, the baseline)")
 	str(&cfg.Batching, "batching", "CANVASD_BATCHING", "auto", "commit the pushes waiting on a canvas in one transaction: on, off, or auto (on for canvas, off for global)")
 	str(&cfg.Notify, "notify", "CANVASD_NOTIFY", "auto", "cross-instance pokes: coalesced (pg_notify outside writes), in-tx (inside every write), or auto (coalesced for canvas, in-tx for global)")
@@ -91,10 +95,12 @@ func parseConfig(args []string) (*config, error) {
 		fs.BoolVar(p, name, v, usage+" (env "+env+")")
 	}
 	auth := &cfg.HTTP.Auth
-	str(&cfg.JWTSecret, "jwt-secret", "CANVASD_JWT_SECRET", "", "HS256 secret verifying bearer tokens, at least 32 bytes (prefer the env or a file: flags show in ps)")
+	var jwtSecret secretFlag
+	secretVar(fs, &jwtSecret, "jwt-secret", "CANVASD_JWT_SECRET", "", "HS256 secret verifying bearer tokens, at least 32 bytes (prefer the env or a file: flags show in ps)", showSet)
 	str(&cfg.JWTSecretFile, "jwt-secret-file", "CANVASD_JWT_SECRET_FILE", "", "file holding the HS256 secret")
 	str(&auth.JWKSFile, "jwks-file", "CANVASD_JWKS_FILE", "", "JSON Web Key Set file verifying RS256/ES256 tokens (re-read when it changes)")
-	str(&auth.JWKSURL, "jwks-url", "CANVASD_JWKS_URL", "", "JSON Web Key Set URL verifying RS256/ES256 tokens (https; cached and refreshed)")
+	var jwksURL secretFlag
+	secretVar(fs, &jwksURL, "jwks-url", "CANVASD_JWKS_URL", "", "JSON Web Key Set URL verifying RS256/ES256 tokens (https; cached and refreshed)", showRedactedURL)
 	dur(&auth.JWKSRefresh, "jwks-refresh", "CANVASD_JWKS_REFRESH", auth.JWKSRefresh, "how often the JWKS is read again")
 	str(&auth.Issuer, "jwt-issuer", "CANVASD_JWT_ISSUER", "", "required token iss (empty: not checked)")
 	str(&auth.Audience, "jwt-audience", "CANVASD_JWT_AUDIENCE", "", "required token aud (empty: not checked)")
@@ -119,6 +125,17 @@ func parseConfig(args []string) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg.HTTP.MaxBodyBytes = int64(maxBody)
+	cfg.DatabaseURL = dbURL.value
+	if strings.TrimSpace(cfg.DatabaseURL) == "" {
+		cfg.DatabaseURL = defaultDatabaseURL
+	}
+	cfg.JWTSecret, auth.JWKSURL = jwtSecret.value, jwksURL.value
+	cfg.keySourcesGiven = map[string]bool{
+		"jwt-secret":      jwtSecret.given,
+		"jwt-secret-file": givenFlag(fs, "jwt-secret-file", "CANVASD_JWT_SECRET_FILE"),
+		"jwks-file":       givenFlag(fs, "jwks-file", "CANVASD_JWKS_FILE"),
+		"jwks-url":        jwksURL.given,
+	}
 	cfg.Actors.NotifyChannel = cfg.NotifyChannel
 	return cfg, cfg.resolve()
 }
@@ -180,16 +197,32 @@ func (c *config) resolve() error {
 // resolveAuth reads the secret and applies the loopback rule: without
 // authentication canvasd listens on loopback only, unless told otherwise.
 func (c *config) resolveAuth() error {
+	// Fail closed: a key source that was given but yields no key is a
+	// mistake (an unset variable in a template, an empty secret file), not
+	// a request to turn authentication off.
+	given := c.keySourcesGiven
+	for _, k := range []struct{ name, value string }{
+		{"jwt-secret", c.JWTSecret}, {"jwt-secret-file", c.JWTSecretFile},
+		{"jwks-file", c.HTTP.Auth.JWKSFile}, {"jwks-url", c.HTTP.Auth.JWKSURL},
+	} {
+		if given[k.name] && strings.TrimSpace(k.value) == "" {
+			return fmt.Errorf("%s is given but empty: refusing to start without its key "+
+				"(unset it, and its environment variable, to run without authentication on loopback)", k.name)
+		}
+	}
 	switch {
-	case c.JWTSecret != "" && c.JWTSecretFile != "":
+	case given["jwt-secret"] && given["jwt-secret-file"]:
 		return errors.New("give jwt-secret or jwt-secret-file, not both")
-	case c.JWTSecretFile != "":
+	case given["jwt-secret-file"]:
 		b, err := os.ReadFile(c.JWTSecretFile)
 		if err != nil {
 			return fmt.Errorf("jwt-secret-file: %w", err)
 		}
 		c.HTTP.Auth.HS256Secret = bytes.TrimSpace(b)
-	case c.JWTSecret != "":
+		if len(c.HTTP.Auth.HS256Secret) == 0 {
+			return fmt.Errorf("jwt-secret-file %s is empty or blank: refusing to start without its key", c.JWTSecretFile)
+		}
+	case given["jwt-secret"]:
 		c.HTTP.Auth.HS256Secret = []byte(c.JWTSecret)
 	}
 	for o := range strings.SplitSeq(c.CORSOrigins, ",") {

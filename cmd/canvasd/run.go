@@ -130,8 +130,13 @@ func logAuth(log *zap.Logger, cfg *config) {
 		log.Warn(msg)
 		return
 	}
+	if (a.JWKSFile != "" || a.JWKSURL != "") && a.Audience == "" {
+		// A key set is usually an identity provider's, which signs tokens
+		// for other services too: without an audience, any of them works here.
+		log.Warn("a JWKS is configured without --jwt-audience: tokens the key set's issuer minted for any other service are accepted too")
+	}
 	log.Info("bearer tokens required", zap.Bool("hs256", len(a.HS256Secret) > 0),
-		zap.String("jwks_file", a.JWKSFile), zap.String("jwks_url", a.JWKSURL),
+		zap.String("jwks_file", a.JWKSFile), zap.String("jwks_url", showRedactedURL(a.JWKSURL)),
 		zap.String("issuer", a.Issuer), zap.String("audience", a.Audience), zap.Strings("cors_origins", cfg.HTTP.CORSOrigins))
 }
 

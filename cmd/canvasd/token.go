@@ -39,14 +39,15 @@ func runToken(args []string, out io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var (
-		sub, secret, secretFile, issuer, audience string
-		ttl                                       time.Duration
-		grants                                    grantList
+		sub, secretFile, issuer, audience string
+		secret                            secretFlag
+		ttl                               time.Duration
+		grants                            grantList
 	)
 	fs.StringVar(&sub, "sub", "", "the user (token subject)")
 	fs.Var(&grants, "grant", "a grant; repeat or separate with commas")
 	fs.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
-	fs.StringVar(&secret, "jwt-secret", envOr("CANVASD_JWT_SECRET", ""), "HS256 secret (env CANVASD_JWT_SECRET)")
+	secretVar(fs, &secret, "jwt-secret", "CANVASD_JWT_SECRET", "", "HS256 secret", showSet)
 	fs.StringVar(&secretFile, "jwt-secret-file", envOr("CANVASD_JWT_SECRET_FILE", ""), "file holding the HS256 secret (env CANVASD_JWT_SECRET_FILE)")
 	fs.StringVar(&issuer, "jwt-issuer", envOr("CANVASD_JWT_ISSUER", ""), "iss claim (env CANVASD_JWT_ISSUER)")
 	fs.StringVar(&audience, "jwt-audience", envOr("CANVASD_JWT_AUDIENCE", ""), "aud claim (env CANVASD_JWT_AUDIENCE)")
@@ -56,7 +57,10 @@ func runToken(args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	key := []byte(secret)
+	key := []byte(secret.value)
+	if strings.TrimSpace(secret.value) == "" {
+		key = nil // blank is no secret
+	}
 	if secretFile != "" {
 		b, err := os.ReadFile(secretFile)
 		if err != nil {
