@@ -76,47 +76,87 @@ type notifyActor struct {
 	n         *notifier
 	dirty     map[string]int64
 	scheduled bool
+	// backoff is the wait before the next attempt after a failed send (0
+	// while sends succeed).
+	backoff time.Duration
 }
+
+// Bounds of the wait between attempts to send a notification that failed.
+const (
+	notifyRetryMin = 20 * time.Millisecond
+	notifyRetryMax = 2 * time.Second
+)
 
 func (a *notifyActor) Receive(c *actor.Context) {
 	switch msg := c.Message().(type) {
 	case dirtyMsg:
 		a.dirty[msg.id] = max(a.dirty[msg.id], msg.version)
-		if !a.scheduled {
-			a.scheduled = true
-			pid, engine := c.PID(), c.Engine()
-			time.AfterFunc(a.n.s.cfg.NotifyDelay, func() { engine.Send(pid, notifyFlushMsg{}) })
-		}
+		a.schedule(c, a.n.s.cfg.NotifyDelay)
 	case notifyFlushMsg:
 		a.scheduled = false
-		a.flush()
+		if err := a.flush(5 * time.Second); err != nil {
+			// Every canvas not known to be announced is still dirty: try
+			// again until it is sent. A failed send may still have gone
+			// out; sending it twice only costs other instances a pull.
+			a.backoff = min(max(a.backoff*2, notifyRetryMin), notifyRetryMax)
+			a.n.log.Warn("pg_notify failed, retrying", zap.Int("canvases", len(a.dirty)),
+				zap.Duration("retry_in", a.backoff), zap.Error(err))
+			a.schedule(c, a.backoff)
+		} else {
+			a.backoff = 0
+		}
 	case actor.Stopped:
-		a.flush()
+		// Last chance: a few quick attempts, then other instances' clients
+		// catch up at their next pull.
+		for attempt := range 3 {
+			err := a.flush(time.Second)
+			if err == nil {
+				break
+			}
+			if attempt == 2 {
+				a.n.log.Warn("pg_notify failed at shutdown", zap.Int("canvases", len(a.dirty)), zap.Error(err))
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 }
 
-func (a *notifyActor) flush() {
-	if len(a.dirty) == 0 {
+// schedule arranges a flush after wait, unless one is already due (while
+// retrying, that one waits out the backoff).
+func (a *notifyActor) schedule(c *actor.Context, wait time.Duration) {
+	if a.scheduled {
 		return
+	}
+	a.scheduled = true
+	pid, engine := c.PID(), c.Engine()
+	time.AfterFunc(wait, func() { engine.Send(pid, notifyFlushMsg{}) })
+}
+
+// flush announces the dirty canvases. A canvas leaves the dirty set only
+// once a notification naming it was sent; on error the rest stay dirty.
+func (a *notifyActor) flush(timeout time.Duration) error {
+	if len(a.dirty) == 0 {
+		return nil
 	}
 	batch := make([]dirtyCanvas, 0, len(a.dirty))
 	for id, v := range a.dirty {
 		batch = append(batch, dirtyCanvas{id, v})
 	}
-	clear(a.dirty)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for len(batch) > 0 {
 		payload, rest := encodeChunk(a.n.instance, batch)
-		batch = rest
-		if _, err := a.n.s.store.Pool().Exec(ctx, `SELECT pg_notify($1, $2)`, a.n.s.cfg.NotifyChannel, payload); err != nil {
-			// Other instances miss this poke; their clients catch up at
-			// their next pull. Nothing here is lost.
-			a.n.log.Warn("pg_notify failed", zap.Error(err))
-			return
+		if err := a.n.s.notify(ctx, a.n.s.cfg.NotifyChannel, payload); err != nil {
+			return err
 		}
 		a.n.s.Metrics.NotifySent.Add(1)
+		for _, d := range batch[:len(batch)-len(rest)] {
+			delete(a.dirty, d.id)
+		}
+		batch = rest
 	}
+	return nil
 }
 
 // encodeNotification encodes "<instance> <canvas>:<version> ...".

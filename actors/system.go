@@ -133,6 +133,9 @@ type System struct {
 	// decode turns a mutation into an op; a field so tests can make a
 	// mutator misbehave.
 	decode func(name string, args json.RawMessage, lim canvas.Limits) (canvas.Op, error)
+	// notify sends one notification to other instances; a field so tests
+	// can make it fail.
+	notify func(ctx context.Context, channel, payload string) error
 
 	stopping  chan struct{}
 	stopOnce  sync.Once
@@ -151,7 +154,7 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actor engine: %w", err)
 	}
-	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, stopping: make(chan struct{})}
+	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, notify: st.Notify, stopping: make(chan struct{})}
 	s.dir = newDirectory(s)
 	s.notifier = newNotifier(s)
 	s.committer = newCommitter(s)

@@ -242,3 +242,12 @@ func (s *Store) Version(ctx context.Context, canvasID string) (int64, error) {
 func (s *Store) GroupOwner(ctx context.Context, groupID, preferCanvas string) (canvasID, userID string, found bool, err error) {
 	return groupOwner(ctx, s.pool, groupID, preferCanvas)
 }
+
+// Notify sends payload on channel to every session listening (the other
+// instances).
+func (s *Store) Notify(ctx context.Context, channel, payload string) error {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}
