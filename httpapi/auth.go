@@ -113,7 +113,7 @@ func IsLoopback(hostport string) bool {
 
 // Claims are the JWT claims canvasd reads. The user is sub; grants is a
 // list of "read:<canvas>", "write:<canvas>" ("*" for every canvas),
-// "create", or "*" for everything.
+// "create", "metrics", or "*" for everything.
 type Claims struct {
 	jwt.RegisteredClaims
 	Grants []string `json:"grants"`
@@ -123,16 +123,18 @@ type Claims struct {
 type access int
 
 const (
-	accessRead   access = iota // pull, GET canvas
-	accessEvents               // read, token also from cookie or query
-	accessWrite                // push
-	accessCreate               // POST /api/canvases
+	accessRead    access = iota // pull, GET canvas
+	accessEvents                // read, token also from cookie or query
+	accessWrite                 // push
+	accessCreate                // POST /api/canvases
+	accessMetrics               // GET /metrics on the API's listener
 )
 
 // principal is the authenticated caller of a request.
 type principal struct {
 	user              string
 	all, create       bool
+	metrics           bool
 	readAll, writeAll bool
 	read, write       map[string]bool
 }
@@ -151,6 +153,8 @@ func newPrincipal(user string, grants []string) *principal {
 			p.all = true
 		case g == "create":
 			p.create = true
+		case g == "metrics":
+			p.metrics = true
 		case !scoped || (id != "*" && !canvas.ValidID(id)):
 		case kind == "read" && id == "*":
 			p.readAll = true
@@ -174,6 +178,7 @@ func newPrincipal(user string, grants []string) *principal {
 func (p *principal) canRead(id string) bool  { return p.all || p.readAll || p.read[id] }
 func (p *principal) canWrite(id string) bool { return p.all || p.writeAll || p.write[id] }
 func (p *principal) canCreate() bool         { return p.all || p.create }
+func (p *principal) canMetrics() bool        { return p.all || p.metrics }
 
 // anonymous is every caller when authentication is off.
 var anonymous = &principal{all: true}
@@ -454,6 +459,10 @@ func (s *Server) authorize(need access) echo.MiddlewareFunc {
 			case accessWrite:
 				if !p.canWrite(c.Param("canvasID")) {
 					return forbidden("token does not grant write on this canvas")
+				}
+			case accessMetrics:
+				if !p.canMetrics() {
+					return forbidden("token does not grant metrics")
 				}
 			case accessCreate:
 				if !p.canCreate() {

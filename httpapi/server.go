@@ -113,7 +113,9 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics)
+	// With authentication on, metrics on the API's listener need the
+	// "metrics" grant; MetricsHandler serves them on a listener of their own.
+	e.GET("/metrics", s.metrics, s.authorize(accessMetrics))
 	api := e.Group("/api")
 	// Every grant is checked before the handler, so a caller without one
 	// learns nothing about the canvas, not even whether it exists.
@@ -126,6 +128,17 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls), gzip)
 	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams(newStreams(cfg.MaxStreamsPerUser)))
 	return s, nil
+}
+
+// MetricsHandler serves /metrics without a token, for a listener apart
+// from the API's (one only the scraper can reach).
+func (s *Server) MetricsHandler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.Recover())
+	e.GET("/metrics", s.metrics)
+	return e
 }
 
 // Close stops the background work of the API (JWKS refreshes). Safe to

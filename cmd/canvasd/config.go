@@ -25,6 +25,7 @@ type config struct {
 	Notify          string
 	NotifyChannel   string
 	DebugAddr       string
+	MetricsAddr     string
 	LogFormat       string
 	LogLevel        string
 	DBMaxConns      int
@@ -72,6 +73,7 @@ func parseConfig(args []string) (*config, error) {
 	str(&cfg.Notify, "notify", "CANVASD_NOTIFY", "auto", "cross-instance pokes: coalesced (pg_notify outside writes), in-tx (inside every write), or auto (coalesced for canvas, in-tx for global)")
 	str(&cfg.NotifyChannel, "notify-channel", "CANVASD_NOTIFY_CHANNEL", cfg.Actors.NotifyChannel, "PostgreSQL channel for pokes between instances")
 	str(&cfg.DebugAddr, "debug-addr", "CANVASD_DEBUG_ADDR", "", "loopback address for pprof (/debug/pprof/); empty: off")
+	str(&cfg.MetricsAddr, "metrics-addr", "CANVASD_METRICS_ADDR", "", "address serving /metrics without a token (empty: /metrics only on --addr, needing the \"metrics\" grant when auth is on)")
 	str(&cfg.LogFormat, "log-format", "CANVASD_LOG_FORMAT", "json", "log format: json or console")
 	str(&cfg.LogLevel, "log-level", "CANVASD_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	num(&cfg.DBMaxConns, "db-max-conns", "CANVASD_DB_MAX_CONNS", 16, "database connections in the pool")

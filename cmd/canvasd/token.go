@@ -35,7 +35,7 @@ func runToken(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("canvasd token", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: canvasd token --sub USER [--grant GRANT]... [--ttl 24h]")
-		fmt.Fprintln(fs.Output(), "grants: read:<canvas>, write:<canvas>, read:*, write:*, create, * (everything)")
+		fmt.Fprintln(fs.Output(), "grants: read:<canvas>, write:<canvas>, read:*, write:*, create, metrics, * (everything)")
 		fs.PrintDefaults()
 	}
 	var (

@@ -69,6 +69,9 @@ func Start(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Server {
 	return s
 }
 
+// API is the instance's HTTP API (for handlers served apart, like metrics).
+func (s *Server) API() *httpapi.Server { return s.api }
+
 // Stop shuts the instance down in canvasd's order. Safe to call twice.
 func (s *Server) Stop() {
 	s.Sys.Drain()
