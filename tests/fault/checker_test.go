@@ -30,6 +30,8 @@ const (
 	kindUnversioned   = "write-outside-a-version"      // a row written without its canvas's bump
 	kindStaleClient   = "client-stale"                 // not equal to the database in time
 	kindInstanceDiffs = "instance-pull-differs"        // a fresh pull differs from the database
+	kindIsolation     = "canvas-isolation"             // a canvas slowed or failed by another's lock
+	kindStuckPull     = "stuck-canvas-pull"            // a pull of a locked canvas slow or failed
 )
 
 // ackModel is what one client was told: every mutation up to acked is
