@@ -57,6 +57,7 @@ type canvasActor struct {
 	logger *zap.Logger
 
 	loaded  bool
+	known   bool // the canvas was seen to exist (for presence)
 	state   *canvas.State
 	version int64 // the version state and clients reflect
 	seen    int64 // the newest version known to exist (pokes from other instances)
@@ -127,6 +128,10 @@ func (a *canvasActor) Receive(c *actor.Context) {
 			a.poke(c)
 		}
 		a.s.dir.release(msg.entry)
+	case *existsMsg:
+		a.exists(msg)
+	case *deletedMsg:
+		a.deleted(msg)
 	case pokeTimerMsg:
 		a.pokeScheduled = false
 		a.pokeNow()

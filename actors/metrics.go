@@ -21,6 +21,9 @@ type Metrics struct {
 	NotifyReceived    atomic.Int64 // notifications from other instances
 	ActiveCanvases    atomic.Int64
 	Subscribers       atomic.Int64
+	PresenceDelivered atomic.Int64 // presence events handed to SSE subscribers
+	CanvasesDeleted   atomic.Int64 // canvases deleted by this instance
+	PurgeBatches      atomic.Int64 // purge batches of deleted canvases run by this instance
 }
 
 // WriteTo writes m in the Prometheus text exposition format.
@@ -41,6 +44,9 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		{"canvasd_notify_received_total", "counter", "Notifications received from other instances.", &m.NotifyReceived},
 		{"canvasd_active_canvases", "gauge", "Canvas actors in memory.", &m.ActiveCanvases},
 		{"canvasd_sse_subscribers", "gauge", "Open SSE streams.", &m.Subscribers},
+		{"canvasd_presence_delivered_total", "counter", "Presence events handed to SSE subscribers.", &m.PresenceDelivered},
+		{"canvasd_canvases_deleted_total", "counter", "Canvases deleted through this instance.", &m.CanvasesDeleted},
+		{"canvasd_purge_batches_total", "counter", "Batches run to remove the rows of deleted canvases.", &m.PurgeBatches},
 	}
 	var n int64
 	for _, r := range rows {

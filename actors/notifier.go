@@ -38,6 +38,7 @@ type notifier struct {
 	log       *zap.Logger
 	instance  string
 	pid       *actor.PID
+	bus       *actor.PID // presence and deletions: see bus.go
 	listening atomic.Bool
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
@@ -252,6 +253,10 @@ func (n *notifier) receive(ctx context.Context, conn *pgx.Conn) error {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if isEnvelope(note.Payload) {
+			n.receiveEnvelope(note.Payload)
+			continue
 		}
 		instance, batch := decodeNotification(note.Payload)
 		if instance == n.instance {

@@ -66,7 +66,15 @@ type Config struct {
 	// ChangeLog is how many row changes a canvas actor remembers for
 	// incremental pulls; older cookies are answered from the database.
 	ChangeLog int
-	Limits    canvas.Limits
+	// PresenceTTL is how long a client's presence lasts without a refresh.
+	PresenceTTL time.Duration
+	// PresenceInterval is the shortest time between two deliveries of one
+	// client's presence; the updates in between are coalesced (newest wins).
+	PresenceInterval time.Duration
+	// PurgeBatch is how many rows of each table one purge transaction of
+	// a deleted canvas removes.
+	PurgeBatch int
+	Limits     canvas.Limits
 }
 
 // DefaultConfig returns the production defaults.
@@ -85,6 +93,9 @@ func DefaultConfig() Config {
 		Committers:              4,
 		PokeWindow:              100 * time.Millisecond,
 		PokeWindowPerSubscriber: time.Millisecond,
+		PresenceTTL:             30 * time.Second,
+		PresenceInterval:        time.Second / 30,
+		PurgeBatch:              500,
 		Limits:                  canvas.DefaultLimits(),
 	}
 }
@@ -108,6 +119,12 @@ func (c Config) Validate() error {
 		return errors.New("change log must hold at least 2 entries")
 	case c.NotifyChannel == "":
 		return errors.New("notify channel must be set")
+	case c.PresenceTTL < 100*time.Millisecond:
+		return errors.New("presence ttl must be at least 100ms")
+	case c.PresenceInterval < 0:
+		return errors.New("presence interval must not be negative")
+	case c.PurgeBatch < 1:
+		return errors.New("purge batch must be at least 1")
 	}
 	return nil
 }
@@ -126,6 +143,7 @@ type System struct {
 	engine    *actor.Engine
 	dir       *directory
 	notifier  *notifier
+	presence  *presenceHub
 	committer *committer
 	events    *actor.PID
 	Metrics   Metrics
@@ -138,6 +156,7 @@ type System struct {
 	notify func(ctx context.Context, channel, payload string) error
 
 	stopping  chan struct{}
+	purgeKick chan struct{}
 	stopOnce  sync.Once
 	drainOnce sync.Once
 	startOnce sync.Once
@@ -157,6 +176,7 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, notify: st.Notify, stopping: make(chan struct{})}
 	s.dir = newDirectory(s)
 	s.notifier = newNotifier(s)
+	s.presence = newPresenceHub(s)
 	s.committer = newCommitter(s)
 	return s, nil
 }
@@ -167,7 +187,10 @@ func (s *System) Start(ctx context.Context) error {
 		s.events = s.engine.SpawnFunc(s.forwardEvent, "events", s.actorOpts()...)
 		s.engine.Subscribe(s.events)
 		s.notifier.start(ctx)
+		s.notifier.startBus()
 		s.committer.start(s.cfg.Committers)
+		s.presence.start()
+		s.startPurger()
 		s.wg.Add(1)
 		go s.sweepLoop()
 	})
@@ -191,9 +214,11 @@ func (s *System) Stop() {
 	s.stopOnce.Do(func() {
 		s.Drain()
 		s.closed.Store(true)
-		s.wg.Wait() // sweep loop
+		s.wg.Wait() // sweep loop and purger
+		s.presence.close()
 		s.dir.stopAll()
 		s.committer.stop()
+		s.notifier.stopBus()
 		s.notifier.stop()
 		if s.events != nil {
 			s.engine.Unsubscribe(s.events)
@@ -285,12 +310,24 @@ type Subscription struct {
 	C <-chan int64
 	// Version is the canvas version when the subscription began.
 	Version int64
+	// Presence is signalled when presence events wait in TakePresence.
+	Presence <-chan struct{}
+	// Ended is closed when the canvas is deleted: the stream must end.
+	Ended <-chan struct{}
 
-	ch    chan int64
-	s     *System
-	entry *entry
-	once  sync.Once
+	ch       chan int64
+	s        *System
+	entry    *entry
+	once     sync.Once
+	clientID string // the client whose presence the stream carries, if any
+	user     string
+	presence presenceBox
+	ended    chan struct{}
+	endOnce  sync.Once
 }
+
+// end ends the subscription's stream (its canvas was deleted).
+func (sub *Subscription) end() { sub.endOnce.Do(func() { close(sub.ended) }) }
 
 // deliver hands version to the stream without ever blocking: a poke the
 // stream has not taken yet is replaced by the newer one. Only the canvas
@@ -313,6 +350,7 @@ func (sub *Subscription) deliver(version int64) {
 // Close ends the subscription. Safe to call twice.
 func (sub *Subscription) Close() {
 	sub.once.Do(func() {
+		sub.s.presence.unsubscribe(sub)
 		sub.s.engine.Send(sub.entry.pid, &unsubscribeMsg{sub: sub, entry: sub.entry})
 		sub.s.Metrics.Subscribers.Add(-1)
 	})
@@ -320,6 +358,13 @@ func (sub *Subscription) Close() {
 
 // Subscribe starts a poke stream on canvasID.
 func (s *System) Subscribe(ctx context.Context, canvasID string) (*Subscription, error) {
+	return s.SubscribeClient(ctx, canvasID, "", "")
+}
+
+// SubscribeClient starts a poke and presence stream on canvasID for
+// clientID of user: when the last such stream of the client closes, the
+// client's presence goes (clientID "": a stream of no client).
+func (s *System) SubscribeClient(ctx context.Context, canvasID, clientID, user string) (*Subscription, error) {
 	if s.closed.Load() {
 		return nil, ErrStopped
 	}
@@ -328,7 +373,9 @@ func (s *System) Subscribe(ctx context.Context, canvasID string) (*Subscription,
 		return nil, ErrStopped
 	}
 	ch := make(chan int64, 1)
-	sub := &Subscription{C: ch, ch: ch, s: s, entry: e}
+	sub := &Subscription{C: ch, ch: ch, s: s, entry: e, clientID: clientID, user: user, ended: make(chan struct{})}
+	sub.presence.signal = make(chan struct{}, 1)
+	sub.Presence, sub.Ended = sub.presence.signal, sub.ended
 	reply := make(chan subscribeReply, 1)
 	s.engine.Send(e.pid, &subscribeMsg{sub: sub, reply: reply})
 	var r subscribeReply
@@ -345,5 +392,6 @@ func (s *System) Subscribe(ctx context.Context, canvasID string) (*Subscription,
 	}
 	s.Metrics.Subscribers.Add(1)
 	sub.Version = r.version
+	s.presence.subscribe(sub)
 	return sub, nil
 }

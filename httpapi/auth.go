@@ -128,6 +128,7 @@ const (
 	accessWrite                 // push
 	accessCreate                // POST /api/canvases
 	accessMetrics               // GET /metrics on the API's listener
+	accessList                  // GET /api/canvases: any caller; the listing shows what it may read
 )
 
 // principal is the authenticated caller of a request.

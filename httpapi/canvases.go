@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -90,4 +94,72 @@ func newCanvasID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Listing bounds: limit defaults to defaultListLimit, at most maxListLimit.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 500
+)
+
+// listedCanvas is one canvas of a listing.
+type listedCanvas struct {
+	ID        string    `json:"id"`
+	Title     string    `json:"title"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+type canvasList struct {
+	Canvases []listedCanvas `json:"canvases"`
+	Next     *string        `json:"next"`
+}
+
+// listCanvases lists the canvases the caller may read, in id order, a
+// page at a time: next is the cursor to pass as after for the next page,
+// null on the last one.
+func (s *Server) listCanvases(c echo.Context) error {
+	limit := defaultListLimit
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return badRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxListLimit))
+		}
+		limit = n
+	}
+	after := c.QueryParam("after")
+	if after != "" && !canvas.ValidID(after) {
+		return badRequest("after must be the next cursor of a previous page")
+	}
+	p := principalOf(c)
+	all := p.all || p.readAll
+	var ids []string
+	if !all {
+		ids = slices.Sorted(maps.Keys(p.read))
+	}
+	page, err := s.store.ListCanvases(c.Request().Context(), after, limit, all, ids)
+	if err != nil {
+		return err
+	}
+	out := canvasList{Canvases: make([]listedCanvas, len(page.Canvases))}
+	for i, cv := range page.Canvases {
+		out.Canvases[i] = listedCanvas{ID: cv.ID, Title: cv.Title, Version: cv.Version, CreatedAt: cv.CreatedAt}
+	}
+	if page.Next != "" {
+		out.Next = &page.Next
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// deleteCanvas deletes a canvas (write grant): 204, then 404 for
+// everything about it until it is created again, as a new incarnation.
+func (s *Server) deleteCanvas(c echo.Context) error {
+	id, err := canvasID(c)
+	if err != nil {
+		return err
+	}
+	if err := s.sys.DeleteCanvas(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

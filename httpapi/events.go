@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/canvasd/canvasd/actors"
+	"github.com/canvasd/canvasd/canvas"
 )
 
 // streamWriteTimeout bounds one write to an event stream: a client that
@@ -32,7 +33,13 @@ func (s *Server) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := s.sys.Subscribe(c.Request().Context(), id)
+	// A stream may name the Replicache client it belongs to: when its last
+	// stream closes, the client's presence goes.
+	clientID := c.QueryParam("clientID")
+	if clientID != "" && !canvas.ValidID(clientID) {
+		return badRequest("clientID must match ^[A-Za-z0-9_-]{1,64}$")
+	}
+	sub, err := s.sys.SubscribeClient(c.Request().Context(), id, clientID, userID(c))
 	if err != nil {
 		return err
 	}
@@ -123,6 +130,10 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 	if catchUp > 0 && writePoke(w, canvasID, catchUp) != nil {
 		return
 	}
+	// The canvas's current presence comes first.
+	if writePresence(w, sub) != nil {
+		return
+	}
 	if w.Flush() != nil {
 		return
 	}
@@ -133,6 +144,12 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 		select {
 		case v := <-sub.C:
 			err = writePoke(w, canvasID, v)
+		case <-sub.Presence:
+			err = writePresence(w, sub)
+		case <-sub.Ended:
+			// The canvas was deleted: reconnecting gets 404.
+			_ = w.Flush()
+			return
 		case <-ping.C:
 			_, err = io.WriteString(w, ": ping\n\n")
 		case <-s.sys.Stopping():
@@ -152,6 +169,22 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 func writePoke(w io.Writer, canvasID string, version int64) error {
 	_, err := fmt.Fprintf(w, "event: poke\nid: %d\ndata: {\"canvas\":%q,\"version\":%d}\n\n", version, canvasID, version)
 	return err
+}
+
+// writePresence writes the presence events waiting for the stream.
+func writePresence(w io.Writer, sub *actors.Subscription) error {
+	for _, data := range sub.TakePresence() {
+		if _, err := io.WriteString(w, "event: presence\ndata: "); err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, "\n\n"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deadlineWriter flushes a hijacked connection with a write deadline.

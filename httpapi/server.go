@@ -37,6 +37,9 @@ type Config struct {
 	// PushRate bounds each user's pushes and canvas creations, PullRate
 	// their pulls and reads; both need authentication (per user).
 	PushRate, PullRate RateLimit
+	// PresenceRate bounds the presence posts of each client of a canvas
+	// (on with or without authentication).
+	PresenceRate RateLimit
 	// MaxStreamsPerUser bounds the SSE streams one user holds open.
 	MaxStreamsPerUser int
 	// BodyReadTimeout bounds reading a request body.
@@ -54,6 +57,7 @@ func DefaultConfig() Config {
 		Auth:                DefaultAuthConfig(),
 		PushRate:            RateLimit{PerSecond: 50, Burst: 100},
 		PullRate:            RateLimit{PerSecond: 50, Burst: 100},
+		PresenceRate:        RateLimit{PerSecond: 60, Burst: 120},
 		MaxStreamsPerUser:   32,
 		BodyReadTimeout:     30 * time.Second,
 	}
@@ -75,7 +79,7 @@ func (c Config) Validate() error {
 	case c.BodyReadTimeout < 0:
 		return errors.New("body read timeout must be >= 0 (0: no bound)")
 	}
-	return errors.Join(c.Auth.Validate(), c.PushRate.validate("push"), c.PullRate.validate("pull"))
+	return errors.Join(c.Auth.Validate(), c.PushRate.validate("push"), c.PullRate.validate("pull"), c.PresenceRate.validate("presence"))
 }
 
 // Server is the HTTP API.
@@ -88,6 +92,8 @@ type Server struct {
 	echo  *echo.Echo
 	pulls pullMetrics
 	auth  *authenticator // nil: authentication off
+	// presenceRate bounds each client's presence posts.
+	presenceRate *limiter
 }
 
 // New builds the API. ready reports whether start-up (migrations, LISTEN)
@@ -110,6 +116,7 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 		e.Use(cors(cfg.CORSOrigins))
 	}
 	pushes, pulls := newLimiter(cfg.PushRate), newLimiter(cfg.PullRate)
+	s.presenceRate = newLimiter(cfg.PresenceRate)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -127,6 +134,11 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	gzip := middleware.GzipWithConfig(middleware.GzipConfig{Level: 1, MinLength: 4096})
 	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls), gzip)
 	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams(newStreams(cfg.MaxStreamsPerUser)))
+	api.GET("/canvases", s.listCanvases, s.authorize(accessList), s.rateLimit(pulls))
+	api.DELETE("/canvases/:canvasID", s.deleteCanvas, s.authorize(accessWrite), s.rateLimit(pushes))
+	// Presence is rate limited per client (in the handler), with or
+	// without authentication.
+	api.POST("/canvases/:canvasID/presence", s.presence, s.authorize(accessRead))
 	return s, nil
 }
 

@@ -37,7 +37,7 @@ func TestApplyFromScratchConcurrentlyAndAgain(t *testing.T) {
 
 	var version int
 	require.NoError(t, a.QueryRow(ctx, `SELECT version FROM canvasd_schema_version`).Scan(&version))
-	require.Equal(t, 1, version)
+	require.Equal(t, 2, version)
 	var tables []string
 	rows, err := a.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1`)
 	require.NoError(t, err)
@@ -46,5 +46,5 @@ func TestApplyFromScratchConcurrentlyAndAgain(t *testing.T) {
 		require.NoError(t, rows.Scan(&name))
 		tables = append(tables, name)
 	}
-	require.Equal(t, []string{"canvasd_schema_version", "canvases", "client_groups", "clients", "edges", "global_version", "nodes"}, tables)
+	require.Equal(t, []string{"canvas_purges", "canvasd_schema_version", "canvases", "client_groups", "clients", "edges", "global_version", "nodes"}, tables)
 }

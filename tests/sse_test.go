@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,8 +22,16 @@ type sseEvent struct {
 // openSSE opens the events stream of canvasID and returns its events.
 func openSSE(t *testing.T, s *harness.Server, canvasID, lastEventID string) (*http.Response, <-chan sseEvent) {
 	t.Helper()
+	resp, events, _ := openSSEURL(t, s.URL+"/api/canvases/"+canvasID+"/events", lastEventID)
+	return resp, events
+}
+
+// openSSEURL opens the event stream at url; closing it with the returned
+// func (also done when the test ends) ends the events.
+func openSSEURL(t *testing.T, url, lastEventID string) (*http.Response, <-chan sseEvent, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/canvases/"+canvasID+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	require.NoError(t, err)
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
@@ -31,11 +40,15 @@ func openSSE(t *testing.T, s *harness.Server, canvasID, lastEventID string) (*ht
 	require.NoError(t, err)
 	events := make(chan sseEvent, 64)
 	done := make(chan struct{})
-	t.Cleanup(func() {
-		cancel()
-		resp.Body.Close()
-		<-done
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			resp.Body.Close()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
 	go func() {
 		defer close(done)
 		defer close(events)
@@ -45,7 +58,11 @@ func openSSE(t *testing.T, s *harness.Server, canvasID, lastEventID string) (*ht
 			line := sc.Text()
 			switch {
 			case line == "":
-				events <- ev
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+					return
+				}
 				ev = sseEvent{}
 			case strings.HasPrefix(line, ":"):
 				ev.comment = strings.TrimSpace(line[1:])
@@ -60,7 +77,7 @@ func openSSE(t *testing.T, s *harness.Server, canvasID, lastEventID string) (*ht
 			}
 		}
 	}()
-	return resp, events
+	return resp, events, stop
 }
 
 // nextPoke waits for the next poke event.

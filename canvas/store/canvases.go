@@ -44,19 +44,11 @@ func newEpoch() string {
 }
 
 // CreateCanvas creates the canvas id, or returns the existing one with
-// created false.
+// created false. An id whose deleted incarnation is still being purged
+// has the rest of that purge done first, so the new incarnation (a new
+// epoch) starts empty.
 func (s *Store) CreateCanvas(ctx context.Context, id, title string) (c Canvas, created bool, err error) {
-	c, err = scanCanvas(s.pool.QueryRow(ctx,
-		`INSERT INTO canvases (id, epoch, title) VALUES ($1, $2, $3)
-		 ON CONFLICT (id) DO NOTHING RETURNING `+canvasColumns, id, newEpoch(), title))
-	if err == nil {
-		return c, true, nil
-	}
-	if !errors.Is(err, canvas.ErrNotFound) {
-		return c, false, fmt.Errorf("create canvas %s: %w", id, err)
-	}
-	c, err = s.GetCanvas(ctx, id)
-	return c, false, err
+	return s.createCanvas(ctx, id, title)
 }
 
 // GetCanvas returns canvas id or canvas.ErrNotFound.
@@ -66,4 +58,36 @@ func (s *Store) GetCanvas(ctx context.Context, id string) (Canvas, error) {
 		err = fmt.Errorf("get canvas %s: %w", id, err)
 	}
 	return c, err
+}
+
+// CanvasPage is one page of a canvas listing.
+type CanvasPage struct {
+	Canvases []Canvas
+	// Next is the id to list after for the next page, "" on the last one.
+	Next string
+}
+
+// ListCanvases returns up to limit canvases with ids after after, in id
+// order (keyset pagination on the primary key). ids, unless all is set,
+// restricts the listing to those canvases.
+func (s *Store) ListCanvases(ctx context.Context, after string, limit int, all bool, ids []string) (CanvasPage, error) {
+	var page CanvasPage
+	if !all && len(ids) == 0 {
+		return page, nil
+	}
+	// One more than asked says whether there is a next page.
+	rows, err := s.pool.Query(ctx, `SELECT `+canvasColumns+` FROM canvases
+		WHERE id > $1 AND ($2 OR id = ANY($3)) ORDER BY id LIMIT $4`, after, all, ids, limit+1)
+	if err != nil {
+		return page, fmt.Errorf("list canvases: %w", err)
+	}
+	page.Canvases, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Canvas, error) { return scanCanvas(row) })
+	if err != nil {
+		return page, fmt.Errorf("list canvases: %w", err)
+	}
+	if len(page.Canvases) > limit {
+		page.Canvases = page.Canvases[:limit]
+		page.Next = page.Canvases[limit-1].ID
+	}
+	return page, nil
 }
