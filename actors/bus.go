@@ -170,10 +170,10 @@ func packEnvelopes(instance string, items []wirePresence, deleted []string) []st
 	return out
 }
 
-// publish sends payload to every instance listening on the channel.
+// publish sends payload to every instance listening on the channel, the
+// way pokes go.
 func (n *notifier) publish(ctx context.Context, payload string) error {
-	_, err := n.s.store.Pool().Exec(ctx, `SELECT pg_notify($1, $2)`, n.s.cfg.NotifyChannel, payload)
-	return err
+	return n.s.notify(ctx, n.s.cfg.NotifyChannel, payload)
 }
 
 // isEnvelope tells presence and deletion payloads from pokes.
