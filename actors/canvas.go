@@ -24,7 +24,10 @@ type (
 	}
 	// flushMsg is sent by a canvas actor to itself behind the pushes already
 	// in its mailbox, so that one transaction takes all of them.
-	flushMsg     struct{}
+	flushMsg struct{}
+	// busyRetryMsg ends the pause before pushes refused by a locked canvas
+	// row are tried again.
+	busyRetryMsg struct{}
 	subscribeMsg struct {
 		sub   *Subscription
 		reply chan subscribeReply
@@ -82,12 +85,16 @@ type canvasActor struct {
 
 	pending        []*pushMsg
 	flushScheduled bool
-	pendingPulls   []*pullMsg
-	pullScheduled  bool
-	lastCheck      time.Time
-	subs           map[*Subscription]struct{}
-	lastPoke       time.Time
-	pokeScheduled  bool
+	// busyRetry is set while pushes wait for a canvas row another session
+	// holds: they are tried again after a pause, and the actor answers
+	// pulls and subscriptions in between.
+	busyRetry     bool
+	pendingPulls  []*pullMsg
+	pullScheduled bool
+	lastCheck     time.Time
+	subs          map[*Subscription]struct{}
+	lastPoke      time.Time
+	pokeScheduled bool
 }
 
 func newCanvasActor(s *System, id string, e *entry) actor.Producer {
@@ -101,12 +108,17 @@ func (a *canvasActor) Receive(c *actor.Context) {
 	switch msg := c.Message().(type) {
 	case *pushMsg:
 		a.pending = append(a.pending, msg)
-		if !a.flushScheduled {
+		if !a.flushScheduled && !a.busyRetry {
 			a.flushScheduled = true
 			c.Send(c.PID(), flushMsg{})
 		}
 	case flushMsg:
 		a.flushScheduled = false
+		if !a.busyRetry {
+			a.flush(c)
+		}
+	case busyRetryMsg:
+		a.busyRetry = false
 		a.flush(c)
 	case *pullMsg:
 		a.pendingPulls = append(a.pendingPulls, msg)
@@ -206,6 +218,9 @@ func (a *canvasActor) pokeNow() {
 // flush commits the pending pushes: all of them in one transaction when
 // batching, else one transaction each.
 func (a *canvasActor) flush(c *actor.Context) {
+	if len(a.pending) == 0 {
+		return
+	}
 	n := len(a.pending)
 	if !a.s.cfg.Batching {
 		n = 1
@@ -224,6 +239,9 @@ func (a *canvasActor) flush(c *actor.Context) {
 	}
 
 	version, results, err := a.commit(batch)
+	if errors.Is(err, store.ErrBusy) && a.retryBusy(c, batch) {
+		return
+	}
 	if err != nil && len(batch) > 1 && !store.IsTemporary(err) {
 		// One bad push must not fail its neighbours: retry them one by one.
 		a.logger.Warn("batch failed, retrying its pushes one by one", zap.Int("pushes", len(batch)), zap.Error(err))
@@ -240,6 +258,32 @@ func (a *canvasActor) flush(c *actor.Context) {
 	if version > 0 {
 		a.committed(c, version)
 	}
+}
+
+// busyRetryPause is the pause between attempts to write a canvas whose
+// row another session holds.
+const busyRetryPause = 50 * time.Millisecond
+
+// retryBusy puts batch, refused because another session holds the canvas
+// row, back at the head of the pending pushes to be tried again after a
+// pause, unless a push of it has waited the lock timeout already. Nothing
+// of it was written.
+func (a *canvasActor) retryBusy(c *actor.Context, batch []*pushMsg) bool {
+	for _, p := range batch {
+		if time.Since(p.enqueued) >= a.s.cfg.LockTimeout {
+			return false
+		}
+	}
+	for _, p := range batch {
+		p.entry.queued.Add(1)
+	}
+	a.pending = append(batch[:len(batch):len(batch)], a.pending...)
+	if !a.busyRetry {
+		a.busyRetry = true
+		pid, engine := c.PID(), c.Engine()
+		time.AfterFunc(busyRetryPause, func() { engine.Send(pid, busyRetryMsg{}) })
+	}
+	return true
 }
 
 func (a *canvasActor) answer(batch []*pushMsg, results []error, err error) {
@@ -291,12 +335,13 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 	}
 	if a.s.cfg.Versioning == store.PerCanvas {
 		version, results, err = a.commitOptimistic(ctx, batch)
-		if !errors.Is(err, store.ErrStale) {
+		if !errors.Is(err, store.ErrStale) && !errors.Is(err, store.ErrBusy) {
 			return version, results, err
 		}
-		// Another instance wrote this canvas since we loaded it: redo the
-		// batch under the row lock, on fresh state.
-		a.logger.Debug("canvas written elsewhere, retrying under the row lock")
+		// Another instance wrote this canvas since we loaded it, or holds
+		// its row now: redo the batch under the row lock (waited for at
+		// most the lock timeout), on fresh state.
+		a.logger.Debug("canvas written or locked elsewhere, retrying under the row lock", zap.Error(err))
 		if err := a.load(ctx); err != nil {
 			return 0, nil, err
 		}
@@ -333,7 +378,7 @@ func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (i
 	if err != nil {
 		// The in-memory state already holds the batch: reload it next time.
 		a.loaded = false
-		if !errors.Is(err, store.ErrStale) {
+		if !errors.Is(err, store.ErrStale) && !errors.Is(err, store.ErrBusy) {
 			a.s.Metrics.WriteErrors.Add(1)
 		}
 		return 0, nil, err
@@ -342,13 +387,29 @@ func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (i
 	return version, results, nil
 }
 
+// lockAttempt bounds one wait for a canvas row lock held by another
+// session, so the actor's pulls and subscriptions never wait longer.
+const lockAttempt = 100 * time.Millisecond
+
 // commitLocked takes the canvas row lock (and in global mode the global
 // row lock) first, catches up with what other instances wrote, then applies
 // batch in that transaction.
 func (a *canvasActor) commitLocked(ctx context.Context, batch []*pushMsg) (int64, []error, error) {
-	w, err := a.s.store.BeginWrite(ctx, a.id, a.s.cfg.Versioning)
+	var lockTimeout time.Duration
+	if a.s.cfg.Versioning == store.PerCanvas && a.s.cfg.LockTimeout > 0 {
+		// A short wait for the row: a write of another instance ends in
+		// milliseconds; a longer hold is retried between other messages
+		// (retryBusy). In global mode every write queues on the one
+		// global row: that wait is the design being measured.
+		lockTimeout = lockAttempt
+	}
+	w, err := a.s.store.BeginWrite(ctx, a.id, a.s.cfg.Versioning, lockTimeout)
 	if err != nil {
-		a.s.Metrics.WriteErrors.Add(1)
+		if errors.Is(err, store.ErrBusy) {
+			a.s.Metrics.Busy.Add(1)
+		} else {
+			a.s.Metrics.WriteErrors.Add(1)
+		}
 		return 0, nil, err
 	}
 	defer w.Rollback(ctx)

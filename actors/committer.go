@@ -103,7 +103,15 @@ func (c *committer) run(ctx context.Context) {
 		if c.s.cfg.Notify == NotifyInTx {
 			channel = c.s.cfg.NotifyChannel
 		}
-		res, err := c.write(batches, channel, c.deadline(reqs))
+		deadline := c.deadline(reqs)
+		if len(reqs) > 1 {
+			// A shared statement that fails leaves its canvases at least
+			// half the budget to be written one by one.
+			if half := time.Now().Add(c.s.cfg.WriteTimeout / 2); half.Before(deadline) {
+				deadline = half
+			}
+		}
+		res, err := c.write(batches, channel, deadline)
 		if err != nil && len(batches) > 1 {
 			// One canvas's batch must not fail the others (nor a deadlock
 			// with another instance all of them): write each alone.
@@ -146,7 +154,14 @@ func (c *committer) write(batches []store.CanvasBatch, channel string, deadline 
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.s.Metrics.Statements.Add(1)
-	res, err := c.s.store.CommitBatches(ctx, batches, channel, c.s.notifier.instance)
+	var lockTimeout time.Duration
+	if c.s.cfg.LockTimeout > 0 {
+		// Canvas rows are skipped when locked; any other lock held by
+		// another session fails the statement quickly, and its canvases
+		// are then written one by one.
+		lockTimeout = lockAttempt
+	}
+	res, err := c.s.store.CommitBatches(ctx, batches, channel, c.s.notifier.instance, lockTimeout)
 	if err != nil {
 		return make([]store.Committed, len(batches)), err
 	}

@@ -16,6 +16,7 @@ type Metrics struct {
 	Statements        atomic.Int64 // statements writing canvas batches (many canvases each)
 	WriteErrors       atomic.Int64 // write transactions failed
 	Overloaded        atomic.Int64 // pushes refused for a full canvas queue
+	Busy              atomic.Int64 // canvas batches refused because another session held the canvas row
 	Pokes             atomic.Int64 // pokes handed to subscribers
 	NotifySent        atomic.Int64 // pg_notify calls by the notifier
 	NotifyReceived    atomic.Int64 // notifications from other instances
@@ -39,6 +40,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		{"canvasd_commit_statements_total", "counter", "Statements writing canvas batches; each commits the batches of many canvases.", &m.Statements},
 		{"canvasd_write_errors_total", "counter", "Write transactions failed.", &m.WriteErrors},
 		{"canvasd_pushes_overloaded_total", "counter", "Pushes refused because their canvas queue was full.", &m.Overloaded},
+		{"canvasd_canvas_busy_total", "counter", "Canvas batches refused (503) because another session held the canvas row past the lock timeout.", &m.Busy},
 		{"canvasd_pokes_total", "counter", "Pokes handed to SSE subscribers.", &m.Pokes},
 		{"canvasd_notify_sent_total", "counter", "pg_notify calls made by the notifier.", &m.NotifySent},
 		{"canvasd_notify_received_total", "counter", "Notifications received from other instances.", &m.NotifyReceived},

@@ -115,7 +115,7 @@ func TestPullSeesWritesMadeElsewhere(t *testing.T) {
 	require.NoError(t, err)
 
 	// Another instance writes the canvas (here: straight through the store).
-	w, err := st.BeginWrite(ctx, "c", store.PerCanvas)
+	w, err := st.BeginWrite(ctx, "c", store.PerCanvas, 0)
 	require.NoError(t, err)
 	require.NoError(t, w.Apply(ctx, &store.Write{Changes: []canvas.Change{{Kind: canvas.ChangeNode, ID: "m",
 		Node: canvas.Node{ID: "m", Kind: "k", W: 1, H: 1}}}}))

@@ -53,6 +53,13 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write transaction.
 	WriteTimeout time.Duration
+	// LockTimeout bounds how long a push waits for its canvas's row while
+	// another session holds it locked (per-canvas versioning; 0: the
+	// write timeout, in one wait). Past it the push is answered
+	// store.ErrBusy (503). Statements shared by several canvases never
+	// wait on a canvas row, and the canvas's actor waits at most 100 ms at
+	// a time, answering its pulls and subscriptions in between.
+	LockTimeout time.Duration
 	// PokeWindow bounds how long a canvas holds back a poke to coalesce it
 	// with the commits that follow. The window grows with the number of
 	// subscribers (PokeWindowPerSubscriber each), since every poke costs a
@@ -89,6 +96,7 @@ func DefaultConfig() Config {
 		MaxBatchPushes:          256,
 		IdleTimeout:             2 * time.Minute,
 		WriteTimeout:            10 * time.Second,
+		LockTimeout:             time.Second,
 		ChangeLog:               8192,
 		Committers:              4,
 		PokeWindow:              100 * time.Millisecond,
@@ -111,6 +119,8 @@ func (c Config) Validate() error {
 		return errors.New("idle timeout must be positive")
 	case c.WriteTimeout <= 0:
 		return errors.New("write timeout must be positive")
+	case c.LockTimeout < 0:
+		return errors.New("lock timeout must not be negative (0: wait up to the write timeout)")
 	case c.PokeWindow < 0 || c.PokeWindowPerSubscriber < 0:
 		return errors.New("poke windows must not be negative")
 	case c.Committers < 1:

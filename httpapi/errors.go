@@ -52,6 +52,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status, msg = http.StatusNotFound, "canvas not found"
 	case errors.Is(err, actors.ErrOverloaded):
 		status, msg = http.StatusServiceUnavailable, "canvas overloaded, retry later"
+	case errors.Is(err, store.ErrBusy):
+		status, msg = http.StatusServiceUnavailable, "canvas busy, retry later"
 	case errors.Is(err, actors.ErrStopped):
 		status, msg = http.StatusServiceUnavailable, "server shutting down, retry later"
 	case errors.As(err, &he):

@@ -20,11 +20,14 @@ import (
 // others commit. Many canvases' batches cost one round trip and one commit.
 // Only the parts the batches need are sent (each shape prepared once).
 const (
-	commitVersions = `WITH v AS (
+	commitVersions = `WITH l AS MATERIALIZED (
+	SELECT id FROM canvases WHERE id = ANY(@canvases::text[]) FOR UPDATE SKIP LOCKED
+), v AS (
 	UPDATE canvases c SET version = c.version + 1,
 		title = CASE WHEN u.set_title THEN u.title ELSE c.title END,
 		title_version = CASE WHEN u.set_title THEN c.version + 1 ELSE c.title_version END
 	FROM unnest(@canvases::text[], @expects::int8[], @set_titles::bool[], @titles::text[]) AS u(id, expect, set_title, title)
+	JOIN l ON l.id = u.id
 	WHERE c.id = u.id AND c.version = u.expect
 	RETURNING c.id, c.version
 )`
@@ -79,6 +82,12 @@ SELECT id, version FROM v`
 	// when its batch commits (the in-transaction notify of the baseline).
 	commitReturnNotify = `
 SELECT v.id, v.version FROM v, LATERAL (SELECT pg_notify(@channel, @instance || ' ' || v.id || ':' || v.version::text)) n`
+	// The canvases locked but not bumped (their version moved) come back
+	// with version 0; the ones not there at all were locked by another
+	// session, or do not exist.
+	commitReturnStale = `
+UNION ALL
+SELECT l.id, 0 FROM l WHERE NOT EXISTS (SELECT 1 FROM v WHERE v.id = l.id)`
 )
 
 // commitStatement assembles the statement and arguments for r.
@@ -117,6 +126,7 @@ func commitStatement(r *rows, notifyChannel, instance string) (string, pgx.Named
 	} else {
 		q.WriteString(commitReturn)
 	}
+	q.WriteString(commitReturnStale)
 	return q.String(), args
 }
 
@@ -128,6 +138,11 @@ const serverTimeoutGrace = 2 * time.Second
 // another instance wrote it. Nothing was written.
 var ErrStale = errors.New("canvas version moved")
 
+// ErrBusy means the canvas row is locked by another session (a long
+// transaction, an administrator, another instance) past the lock timeout.
+// Nothing was written; it is temporary.
+var ErrBusy = errors.New("canvas row locked by another session")
+
 // CanvasBatch is the write of one canvas's batch, expected to become the
 // version after Expect.
 type CanvasBatch struct {
@@ -137,7 +152,7 @@ type CanvasBatch struct {
 }
 
 // Committed is the outcome of one CanvasBatch: its new version, or why it
-// was not written (ErrStale, canvas.ErrNotFound).
+// was not written (ErrStale, ErrBusy, canvas.ErrNotFound).
 type Committed struct {
 	Version int64
 	Err     error
@@ -146,10 +161,14 @@ type Committed struct {
 // CommitBatches writes the batches of many canvases (each canvas at most
 // once) in one statement: one round trip, one commit. A batch whose canvas
 // is no longer at its expected version is not written (ErrStale) while the
-// others commit. With notifyChannel set, each committed canvas is announced
-// by pg_notify(notifyChannel, "<instance> <canvas>:<version>") from the
-// same statement. A returned error means nothing was written.
-func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notifyChannel, instance string) ([]Committed, error) {
+// others commit; so is one whose canvas row another session holds locked
+// (ErrBusy): the statement never waits for a canvas row, so one stuck
+// canvas cannot hold the others up. Any other lock wait ends after
+// lockTimeout (0: none) with ErrBusy for the whole statement. With
+// notifyChannel set, each committed canvas is announced by
+// pg_notify(notifyChannel, "<instance> <canvas>:<version>") from the same
+// statement. A returned error means nothing was written.
+func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notifyChannel, instance string, lockTimeout time.Duration) ([]Committed, error) {
 	r := newRows()
 	for _, b := range batches {
 		r.add(b.CanvasID, b.Expect, b.Write)
@@ -164,35 +183,48 @@ func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notify
 		// local to the batch's implicit transaction.
 		ms := max(time.Until(deadline).Milliseconds(), 1)
 		b.Queue(`SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(ms, 10))
+		if lockTimeout > 0 {
+			lockTimeout = min(lockTimeout, time.Duration(ms)*time.Millisecond)
+		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(serverTimeoutGrace))
 		defer cancel()
 	}
+	if lockTimeout > 0 {
+		b.Queue(`SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(max(lockTimeout.Milliseconds(), 1), 10))
+	}
+	locked := make(map[string]bool, len(batches))
 	b.Queue(query, args).Query(func(rows pgx.Rows) error {
 		var id string
 		var v int64
 		_, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error {
-			versions[id] = v
+			locked[id] = true
+			if v > 0 {
+				versions[id] = v
+			}
 			return nil
 		})
 		return err
 	})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("commit %d canvases: %w", len(batches), err)
+		return nil, fmt.Errorf("commit %d canvases: %w", len(batches), lockError(err))
 	}
 	out := make([]Committed, len(batches))
 	var missing []string
 	for i, b := range batches {
-		if v, ok := versions[b.CanvasID]; ok {
+		switch v, ok := versions[b.CanvasID]; {
+		case ok:
 			out[i].Version = v
-		} else {
+		case locked[b.CanvasID]:
+			out[i].Err = ErrStale
+		default:
 			missing = append(missing, b.CanvasID)
 		}
 	}
 	if len(missing) == 0 {
 		return out, nil
 	}
-	// Either a canvas is gone or it moved on: tell which.
+	// Either a canvas is gone or another session holds it: tell which.
 	exists := make(map[string]bool, len(missing))
 	rows, err := s.pool.Query(ctx, `SELECT id FROM canvases WHERE id = ANY($1)`, missing)
 	if err == nil {
@@ -204,11 +236,11 @@ func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notify
 	}
 	for i, b := range batches {
 		switch {
-		case out[i].Version != 0:
+		case out[i].Version != 0 || out[i].Err != nil:
 		case err != nil:
 			out[i].Err = fmt.Errorf("canvas %s: %w", b.CanvasID, err)
 		case exists[b.CanvasID]:
-			out[i].Err = ErrStale
+			out[i].Err = ErrBusy
 		default:
 			out[i].Err = canvas.ErrNotFound
 		}
@@ -218,7 +250,7 @@ func (s *Store) CommitBatches(ctx context.Context, batches []CanvasBatch, notify
 
 // CommitBatch is CommitBatches for one canvas.
 func (s *Store) CommitBatch(ctx context.Context, canvasID string, expect int64, wr *Write, notifyChannel, instance string) (int64, error) {
-	res, err := s.CommitBatches(ctx, []CanvasBatch{{CanvasID: canvasID, Expect: expect, Write: wr}}, notifyChannel, instance)
+	res, err := s.CommitBatches(ctx, []CanvasBatch{{CanvasID: canvasID, Expect: expect, Write: wr}}, notifyChannel, instance, 0)
 	if err != nil {
 		return 0, err
 	}

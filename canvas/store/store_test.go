@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -97,7 +98,7 @@ func TestCommitBatchesAcrossCanvases(t *testing.T) {
 		{CanvasID: "b", Expect: 5, Write: w("n2")}, // stale
 		{CanvasID: "c", Expect: 0, Write: w("n3")},
 		{CanvasID: "zz", Expect: 0, Write: w("n4")}, // missing
-	}, "", "")
+	}, "", "", 0)
 	require.NoError(t, err)
 	require.Equal(t, []store.Committed{{Version: 1}, {Err: store.ErrStale}, {Version: 1}, {Err: canvas.ErrNotFound}}, res)
 
@@ -107,4 +108,42 @@ func TestCommitBatchesAcrossCanvases(t *testing.T) {
 		require.Len(t, snap.Changes, want, id)
 		require.Len(t, snap.Clients, want-1, id)
 	}
+}
+
+// A canvas whose row another session holds is left out at once (ErrBusy)
+// while the others commit; the statement does not wait for the lock.
+func TestCommitBatchesSkipsLockedCanvas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := store.New(pool)
+	for _, id := range []string{"a", "b", "c"} {
+		_, _, err := st.CreateCanvas(ctx, id, "")
+		require.NoError(t, err)
+	}
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM canvases WHERE id = 'b' FOR UPDATE`)
+	require.NoError(t, err)
+
+	w := func(nodeID string) *store.Write { return &store.Write{Changes: []canvas.Change{node(nodeID)}} }
+	start := time.Now()
+	res, err := st.CommitBatches(ctx, []store.CanvasBatch{
+		{CanvasID: "a", Expect: 0, Write: w("n1")},
+		{CanvasID: "b", Expect: 0, Write: w("n2")}, // locked
+		{CanvasID: "c", Expect: 5, Write: w("n3")}, // stale
+	}, "", "", 5*time.Second)
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 2*time.Second, "no wait for the locked row")
+	require.Equal(t, []store.Committed{{Version: 1}, {Err: store.ErrBusy}, {Err: store.ErrStale}}, res)
+	require.True(t, store.IsTemporary(store.ErrBusy))
+
+	// A lone write under the row lock gives up after its lock timeout.
+	_, err = st.BeginWrite(ctx, "b", store.PerCanvas, 100*time.Millisecond)
+	require.ErrorIs(t, err, store.ErrBusy)
+	require.NoError(t, tx.Rollback(ctx))
+	v, err := st.CommitBatch(ctx, "b", 0, w("n2"), "", "")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v)
 }

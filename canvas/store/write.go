@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,13 +45,21 @@ type WriteTx struct {
 }
 
 // BeginWrite starts a write on canvasID: it takes the canvas row lock and
-// allocates the next version. canvas.ErrNotFound if the canvas does not exist.
-func (s *Store) BeginWrite(ctx context.Context, canvasID string, mode Versioning) (*WriteTx, error) {
+// allocates the next version. canvas.ErrNotFound if the canvas does not
+// exist; ErrBusy if a lock wait exceeds lockTimeout (0: no bound).
+func (s *Store) BeginWrite(ctx context.Context, canvasID string, mode Versioning, lockTimeout time.Duration) (*WriteTx, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	w := &WriteTx{tx: tx, canvasID: canvasID}
+	if lockTimeout > 0 {
+		// Local to the transaction: the connection goes back unchanged.
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(max(lockTimeout.Milliseconds(), 1), 10)); err != nil {
+			rollback(ctx, tx)
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	}
 	switch mode {
 	case PerCanvas:
 		err = tx.QueryRow(ctx,
@@ -81,7 +91,7 @@ func (s *Store) BeginWrite(ctx context.Context, canvasID string, mode Versioning
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, canvas.ErrNotFound
 		}
-		return nil, fmt.Errorf("lock canvas %s: %w", canvasID, err)
+		return nil, fmt.Errorf("lock canvas %s: %w", canvasID, lockError(err))
 	}
 	return w, nil
 }
@@ -186,7 +196,7 @@ func (w *WriteTx) Apply(ctx context.Context, wr *Write) error {
 		return nil
 	}
 	if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write canvas %s: %w", w.canvasID, err)
+		return fmt.Errorf("write canvas %s: %w", w.canvasID, lockError(err))
 	}
 	return nil
 }

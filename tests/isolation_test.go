@@ -1,0 +1,145 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/canvasd/canvasd/tests/harness"
+)
+
+// pushResult is one push as a client saw it.
+type pushResult struct {
+	status     int
+	retryAfter string
+	took       time.Duration
+}
+
+// timedPush pushes one mutation and reports status, Retry-After and
+// latency; transport errors fail the test.
+func timedPush(t *testing.T, s *harness.Server, canvasID, group string, m M) pushResult {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{
+		"profileID": "p", "clientGroupID": group, "pushVersion": 1, "schemaVersion": "1",
+		"mutations": []map[string]any{{"id": m.ID, "clientID": m.ClientID, "name": m.Name, "args": m.Args, "timestamp": 0}},
+	})
+	require.NoError(t, err)
+	start := time.Now()
+	resp, err := http.Post(s.URL+"/api/canvases/"+canvasID+"/replicache/push", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Errorf("push %s: %v", canvasID, err)
+		return pushResult{}
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return pushResult{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), took: time.Since(start)}
+}
+
+// One canvas whose row another session holds locked must not slow the
+// others down, although their batches share statements with its batches:
+// their pushes all succeed quickly; the stuck canvas answers 503 with
+// Retry-After at once, its pulls answer its last committed state and its
+// event stream opens at once; and it takes pushes again as soon as the
+// lock goes.
+func TestLockedCanvasDoesNotStallOthers(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	const healthy = 11
+	ids := []string{"stuck"}
+	for i := range healthy {
+		ids = append(ids, fmt.Sprintf("c%d", i))
+	}
+	for _, id := range ids {
+		s.CreateCanvas(t, id)
+		mustPush(t, s, id, "g-"+id, M{1, "w-" + id, "createNode", node("n", 0, 0)})
+	}
+	before := s.Pull(t, "stuck", "reader", nil)
+
+	// An administrator's transaction holds the stuck canvas's row.
+	ctx := context.Background()
+	tx, err := s.Store.Pool().Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM canvases WHERE id = 'stuck' FOR UPDATE`)
+	require.NoError(t, err)
+	const held = 3 * time.Second
+	lockedAt := time.Now()
+
+	// Every canvas takes pushes for as long as the lock is held.
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results = map[string][]pushResult{}
+	)
+	// Declared after the rollback: a failing check waits for the pushers
+	// first.
+	defer wg.Wait()
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := int64(2); time.Since(lockedAt) < held; n++ {
+				r := timedPush(t, s, id, "g-"+id, M{n, "w-" + id, "moveNode", move("n", float64(n), 0)})
+				mu.Lock()
+				results[id] = append(results[id], r)
+				mu.Unlock()
+				if r.status != http.StatusOK {
+					n-- // not acknowledged: resend it, as a client does
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+
+	// Meanwhile the stuck canvas still answers reads at once.
+	for time.Since(lockedAt) < held-500*time.Millisecond {
+		start := time.Now()
+		p := s.Pull(t, "stuck", "reader", nil)
+		require.Less(t, time.Since(start), time.Second, "pull of the stuck canvas")
+		require.Equal(t, before.Order(t), p.Order(t), "the stuck canvas's last committed state")
+		require.Equal(t, values(t, before), values(t, p))
+
+		start = time.Now()
+		openCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		req, err := http.NewRequestWithContext(openCtx, http.MethodGet, s.URL+"/api/canvases/stuck/events", nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Less(t, time.Since(start), time.Second, "event stream of the stuck canvas")
+		cancel()
+		resp.Body.Close()
+		time.Sleep(200 * time.Millisecond)
+	}
+	wg.Wait()
+
+	for _, id := range ids[1:] {
+		require.NotEmpty(t, results[id])
+		for i, r := range results[id] {
+			require.Equal(t, http.StatusOK, r.status, "canvas %s push %d", id, i)
+			require.Less(t, r.took, time.Second, "canvas %s push %d", id, i)
+		}
+	}
+	for i, r := range results["stuck"] {
+		require.Equal(t, http.StatusServiceUnavailable, r.status, "stuck push %d", i)
+		require.NotEmpty(t, r.retryAfter, "stuck push %d", i)
+		require.Less(t, r.took, 2*time.Second, "stuck push %d (lock timeout 1s)", i)
+	}
+	require.NotEmpty(t, results["stuck"])
+
+	// The lock goes: the stuck canvas takes its push right away.
+	require.NoError(t, tx.Rollback(ctx))
+	released := time.Now()
+	mustPush(t, s, "stuck", "g-stuck", M{2, "w-stuck", "moveNode", move("n", 42, 0)})
+	require.Less(t, time.Since(released), time.Second)
+	require.Equal(t, 42.0, values(t, s.Pull(t, "stuck", "reader", nil))["node/n"]["x"])
+	require.Positive(t, s.Sys.Metrics.Busy.Load())
+}
