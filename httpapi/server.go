@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -89,7 +90,10 @@ type Server struct {
 	sys   *actors.System
 	log   *zap.Logger
 	ready func() bool
-	echo  *echo.Echo
+	// draining is set once shutdown begins: /readyz answers 503 so load
+	// balancers move traffic away while requests are still served.
+	draining atomic.Bool
+	echo     *echo.Echo
 	pulls pullMetrics
 	auth  *authenticator // nil: authentication off
 	// presenceRate bounds each client's presence posts.
@@ -185,7 +189,14 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Drain makes /readyz answer 503 from now on; everything else is still
+// served. Safe to call twice.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 func (s *Server) readyz(c echo.Context) error {
+	if s.draining.Load() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	}
 	if !s.ready() || !s.sys.Ready() {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 	}

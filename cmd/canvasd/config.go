@@ -30,6 +30,7 @@ type config struct {
 	LogLevel        string
 	DBMaxConns      int
 	ShutdownTimeout time.Duration
+	DrainPeriod     time.Duration
 
 	// Security settings: see SECURITY in the README.
 	JWTSecret         string
@@ -77,6 +78,7 @@ func parseConfig(args []string) (*config, error) {
 	str(&cfg.LogFormat, "log-format", "CANVASD_LOG_FORMAT", "json", "log format: json or console")
 	str(&cfg.LogLevel, "log-level", "CANVASD_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	num(&cfg.DBMaxConns, "db-max-conns", "CANVASD_DB_MAX_CONNS", 16, "database connections in the pool")
+	dur(&cfg.DrainPeriod, "drain-period", "CANVASD_DRAIN_PERIOD", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (0: close at once)")
 	dur(&cfg.ShutdownTimeout, "shutdown-timeout", "CANVASD_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for in-flight requests")
 	dur(&cfg.Actors.PokeWindow, "poke-window", "CANVASD_POKE_WINDOW", cfg.Actors.PokeWindow, "longest a poke is held back to coalesce commits (the window grows by 1ms per subscriber up to this)")
 	dur(&cfg.Actors.LockTimeout, "lock-timeout", "CANVASD_LOCK_TIMEOUT", cfg.Actors.LockTimeout, "longest a push waits for its canvas row while another session holds it locked, then 503 (0: up to the write timeout)")
@@ -190,6 +192,9 @@ func (c *config) resolve() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("shutdown-timeout must be positive")
+	}
+	if c.DrainPeriod < 0 {
+		return errors.New("drain-period must not be negative (0: no drain)")
 	}
 	if c.ReadHeaderTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
 		return errors.New("read-header-timeout and http-idle-timeout must be positive")

@@ -110,8 +110,20 @@ func run(ctx context.Context, args []string) error {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	}
-	log.Info("shutting down")
+	log.Info("shutting down", zap.Duration("drain_period", cfg.DrainPeriod))
 	<-started
+
+	// Load balancers see /readyz fail and move traffic away; requests that
+	// still come are served, on connections that close after each answer.
+	api.Drain()
+	if cfg.DrainPeriod > 0 {
+		srv.SetKeepAlivesEnabled(false)
+		select {
+		case <-time.After(cfg.DrainPeriod):
+		case err := <-serveErr:
+			log.Error("serve", zap.Error(err))
+		}
+	}
 
 	// Reverse order: SSE streams told to go, HTTP drained, actors, pool.
 	sys.Drain()
