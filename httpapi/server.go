@@ -94,8 +94,8 @@ type Server struct {
 	// balancers move traffic away while requests are still served.
 	draining atomic.Bool
 	echo     *echo.Echo
-	pulls pullMetrics
-	auth  *authenticator // nil: authentication off
+	pulls    pullMetrics
+	auth     *authenticator // nil: authentication off
 	// presenceRate bounds each client's presence posts.
 	presenceRate *limiter
 }
