@@ -318,9 +318,12 @@ func (d *decoder) unmarshal(args []byte, v any) bool {
 		d.fail("args must be a JSON object")
 		return false
 	}
-	if json.Unmarshal(args, v) != nil {
-		// Our field types never fail, so this is a syntax error.
-		d.fail("args are not valid JSON")
+	// Strict like every body (duplicate or case-varied names refused), but
+	// members the mutator does not know are ignored, as the client's
+	// mutators ignore them.
+	if err := DecodeEnvelope(args, v); err != nil {
+		// Our field types never fail: a syntax error or a duplicate name.
+		d.fail("args are not valid JSON: " + err.Error())
 		return false
 	}
 	return true

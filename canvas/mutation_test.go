@@ -149,10 +149,25 @@ func TestDecodeCustomLimits(t *testing.T) {
 	require.ErrorContains(t, err, "x must be within")
 }
 
-func TestDecodeDuplicateKeyLastWins(t *testing.T) {
+// TestDecodeArgsStrictly: args with a duplicate name are refused (the
+// client and the server would disagree on which one counts), and names
+// match exactly: "ID" is not "id".
+func TestDecodeArgsStrictly(t *testing.T) {
 	t.Parallel()
-	op, err := Decode("moveNode", json.RawMessage(`{"id":"n","x":"bad","x":1,"y":2}`), DefaultLimits())
-	require.NoError(t, err)
+	for _, args := range []string{
+		`{"id":"n","x":"bad","x":1,"y":2}`,
+		`{"id":"n","id":"m","x":1,"y":2}`,
+		`{"id":"n","x":1,"y":2,"extra":{"a":1,"a":2}}`,
+		`{"id":"n","x":1,"y":2} {}`,
+		`{"Id":"n","x":1,"y":2}`,
+		`{"ID":"n","X":1,"Y":2}`,
+	} {
+		_, err := Decode("moveNode", json.RawMessage(args), DefaultLimits())
+		require.Error(t, err, args)
+		require.True(t, IsRuleError(err), args)
+	}
+	op, err := Decode("moveNode", json.RawMessage(`{"id":"n","ID":"m","x":1,"y":2,"z":3}`), DefaultLimits())
+	require.NoError(t, err, "members the mutator does not know are ignored, as the client ignores them")
 	require.Equal(t, MoveNode{ID: "n", X: 1, Y: 2}, op)
 }
 

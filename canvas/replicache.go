@@ -77,7 +77,7 @@ type Cookie struct {
 // mutations of one push (0: no bound).
 func DecodePush(body []byte, maxMutations int) (*PushRequest, error) {
 	var req PushRequest
-	if err := DecodeJSON(body, &req); err != nil {
+	if err := DecodeEnvelope(body, &req); err != nil {
 		return nil, badRequest("push body: %v", err)
 	}
 	if req.PushVersion != 1 {
@@ -112,7 +112,7 @@ func DecodePush(body []byte, maxMutations int) (*PushRequest, error) {
 // (ClientStateNotFound), not a bad request.
 func DecodePull(body []byte) (*PullRequest, error) {
 	var req PullRequest
-	if err := DecodeJSON(body, &req); err != nil {
+	if err := DecodeEnvelope(body, &req); err != nil {
 		return nil, badRequest("pull body: %v", err)
 	}
 	if req.PullVersion != 1 {
@@ -137,7 +137,7 @@ func ParseCookie(raw json.RawMessage) (*Cookie, error) {
 		Canvas string          `json:"canvas"`
 		Epoch  string          `json:"epoch"`
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
+	if err := DecodeJSON(raw, &c); err != nil {
 		return nil, ErrClientStateNotFound
 	}
 	// Only a bare integer is ours: a quoted or fractional order was not
@@ -147,16 +147,4 @@ func ParseCookie(raw json.RawMessage) (*Cookie, error) {
 		return nil, ErrClientStateNotFound
 	}
 	return &Cookie{Order: order, Canvas: c.Canvas, Epoch: c.Epoch}, nil
-}
-
-// DecodeJSON decodes one JSON value and rejects trailing data.
-func DecodeJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after JSON value")
-	}
-	return nil
 }

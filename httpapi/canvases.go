@@ -29,11 +29,17 @@ func (s *Server) createCanvas(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Decoded once, strictly; the grant is checked on this same value.
 	var req createCanvasRequest
 	if len(body) > 0 {
 		if err := canvas.DecodeJSON(body, &req); err != nil {
 			return badRequest("canvas body: " + err.Error())
 		}
+	}
+	// Creating an existing id answers with that canvas: a caller who may
+	// not read it must not learn it exists, let alone what it holds.
+	if p := principalOf(c); req.ID != "" && !p.canRead(req.ID) {
+		return forbidden("token does not grant read on this canvas id")
 	}
 	if req.ID == "" {
 		req.ID = newCanvasID()

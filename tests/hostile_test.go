@@ -115,6 +115,17 @@ func TestHostileInputs(t *testing.T) {
 		{"no token", s, "POST", push, env("ga", mut("createNode", `{"id":"n9","kind":"k","x":0,"y":0}`)), 401, anyError},
 		{"wrong method", alice, "GET", push, ``, 405, anyError},
 
+		// One strict decode: the bytes mean one thing to every reader.
+		{"trailing bracket", alice, "POST", push, env("ga", "") + `]`, 400, anyError},
+		{"duplicate key in the envelope", alice, "POST", push, `{"profileID":"p","clientGroupID":"gbo","clientGroupID":"ga","pushVersion":1,"schemaVersion":"1","mutations":[]}`, 400, anyError},
+		{"duplicate key in a mutation", alice, "POST", push, env("ga", `{"id":4,"id":1,"clientID":"a","name":"moveNode","args":{"id":"n1","x":9,"y":9}}`), 400, anyError},
+		{"case-varied key only", alice, "POST", push, `{"profileID":"p","ClientGroupID":"ga","pushVersion":1,"schemaVersion":"1","mutations":[]}`, 400, anyError},
+		{"duplicate key in args", alice, "POST", push, env("ga", mut("moveNode", `{"id":"n1","x":5,"x":6,"y":0}`)), 400, anyError},
+		{"case-varied key in args", alice, "POST", push, env("ga", mut("moveNode", `{"ID":"n1","X":5,"Y":6}`)), 200, ok},
+		{"pull trailing bracket", alice, "POST", pull, pullEnv("ga", `null`) + `]`, 400, anyError},
+		{"pull duplicate group", alice, "POST", pull, `{"profileID":"p","clientGroupID":"gbo","clientGroupID":"ga","cookie":null,"pullVersion":1,"schemaVersion":"1"}`, 400, anyError},
+		{"cookie with a duplicate canvas", bob, "POST", pull, pullEnv("gbo", strings.Replace(cookieOther, `"canvas":"other"`, `"canvas":"other","canvas":"c"`, 1)), 400, anyError},
+
 		{"pull malformed JSON", alice, "POST", pull, `{"clientGroupID":`, 400, anyError},
 		{"pull version as string", alice, "POST", pull, `{"clientGroupID":"ga","pullVersion":"1"}`, 400, anyError},
 		{"pull version 2", alice, "POST", pull, `{"clientGroupID":"ga","pullVersion":2}`, 200, `{"error":"VersionNotSupported","versionType":"pull"}`},
