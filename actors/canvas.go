@@ -93,6 +93,7 @@ type canvasActor struct {
 	pullScheduled bool
 	lastCheck     time.Time
 	subs          map[*Subscription]struct{}
+	unpokedSince  int64 // Unix nanoseconds of the oldest commit not poked yet, 0 if none
 	lastPoke      time.Time
 	pokeScheduled bool
 }
@@ -192,7 +193,14 @@ func (a *canvasActor) subscribe(sub *Subscription) subscribeReply {
 // the commits in between then cost one poke (and one pull per subscriber)
 // instead of one each.
 func (a *canvasActor) poke(c *actor.Context) {
-	if len(a.subs) == 0 || a.pokeScheduled {
+	if len(a.subs) == 0 {
+		a.unpokedSince = 0
+		return
+	}
+	if a.unpokedSince == 0 {
+		a.unpokedSince = time.Now().UnixNano()
+	}
+	if a.pokeScheduled {
 		return
 	}
 	window := min(a.s.cfg.PokeWindow, time.Duration(len(a.subs))*a.s.cfg.PokeWindowPerSubscriber)
@@ -208,9 +216,11 @@ func (a *canvasActor) poke(c *actor.Context) {
 
 func (a *canvasActor) pokeNow() {
 	for sub := range a.subs {
+		sub.since.CompareAndSwap(0, a.unpokedSince)
 		sub.deliver(a.seen)
 	}
 	a.delivered = a.seen
+	a.unpokedSince = 0
 	a.lastPoke = time.Now()
 	a.s.Metrics.Pokes.Add(int64(len(a.subs)))
 }
@@ -374,7 +384,7 @@ func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (i
 		return 0, results, nil // nothing new: the version stays
 	}
 	b.finish()
-	version, err := a.s.committer.commit(ctx, store.CanvasBatch{CanvasID: a.id, Expect: a.version, Write: &b.write})
+	version, err := a.s.committer.commit(ctx, store.CanvasBatch{CanvasID: a.id, Expect: a.version, Write: &b.write}, b.mutations)
 	if err != nil {
 		// The in-memory state already holds the batch: reload it next time.
 		a.loaded = false
@@ -430,6 +440,9 @@ func (a *canvasActor) commitLocked(ctx context.Context, batch []*pushMsg) (int64
 		return 0, results, nil // nothing new: the version stays
 	}
 	b.finish()
+	a.s.Metrics.BatchCanvases.Observe(1)
+	a.s.Metrics.BatchMutations.Observe(float64(b.mutations))
+	start := time.Now()
 	err = w.Apply(ctx, &b.write)
 	if err == nil && a.s.cfg.Notify == NotifyInTx {
 		err = w.Notify(ctx, a.s.cfg.NotifyChannel, encodeNotification(a.s.notifier.instance, []dirtyCanvas{{a.id, w.Version}}))
@@ -437,6 +450,7 @@ func (a *canvasActor) commitLocked(ctx context.Context, batch []*pushMsg) (int64
 	if err == nil {
 		err = w.Commit(ctx)
 	}
+	a.s.Metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		a.loaded = false
 		a.s.Metrics.WriteErrors.Add(1)

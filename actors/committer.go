@@ -14,9 +14,10 @@ import (
 const maxCommitCanvases = 256
 
 type commitReq struct {
-	batch    store.CanvasBatch
-	deadline time.Time // the caller's: past it, the caller has answered 503
-	reply    chan store.Committed
+	batch     store.CanvasBatch
+	mutations int       // for the batch-size histogram
+	deadline  time.Time // the caller's: past it, the caller has answered 503
+	reply     chan store.Committed
 }
 
 // committer writes the batches of many canvas actors in one statement: the
@@ -53,8 +54,8 @@ func (c *committer) stop() {
 }
 
 // commit writes one canvas's batch and waits for the outcome.
-func (c *committer) commit(ctx context.Context, b store.CanvasBatch) (int64, error) {
-	req := &commitReq{batch: b, reply: make(chan store.Committed, 1)}
+func (c *committer) commit(ctx context.Context, b store.CanvasBatch, mutations int) (int64, error) {
+	req := &commitReq{batch: b, mutations: mutations, reply: make(chan store.Committed, 1)}
 	req.deadline, _ = ctx.Deadline()
 	select {
 	case c.reqs <- req:
@@ -103,6 +104,10 @@ func (c *committer) run(ctx context.Context) {
 		if c.s.cfg.Notify == NotifyInTx {
 			channel = c.s.cfg.NotifyChannel
 		}
+		mutations := 0
+		for _, r := range reqs {
+			mutations += r.mutations
+		}
 		deadline := c.deadline(reqs)
 		if len(reqs) > 1 {
 			// A shared statement that fails leaves its canvases at least
@@ -111,13 +116,13 @@ func (c *committer) run(ctx context.Context) {
 				deadline = half
 			}
 		}
-		res, err := c.write(batches, channel, deadline)
+		res, err := c.write(batches, mutations, channel, deadline)
 		if err != nil && len(batches) > 1 {
 			// One canvas's batch must not fail the others (nor a deadlock
 			// with another instance all of them): write each alone.
 			c.s.log.Warn("shared commit failed, writing its canvases one by one", zap.Int("canvases", len(batches)), zap.Error(err))
 			for i := range reqs {
-				one, err := c.write(batches[i:i+1], channel, c.deadline(reqs[i:i+1]))
+				one, err := c.write(batches[i:i+1], reqs[i].mutations, channel, c.deadline(reqs[i:i+1]))
 				if err != nil {
 					res[i] = store.Committed{Err: err}
 				} else {
@@ -150,7 +155,7 @@ func (c *committer) deadline(reqs []*commitReq) time.Time {
 }
 
 // write runs one statement for batches, abandoned at deadline.
-func (c *committer) write(batches []store.CanvasBatch, channel string, deadline time.Time) ([]store.Committed, error) {
+func (c *committer) write(batches []store.CanvasBatch, mutations int, channel string, deadline time.Time) ([]store.Committed, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.s.Metrics.Statements.Add(1)
@@ -161,7 +166,11 @@ func (c *committer) write(batches []store.CanvasBatch, channel string, deadline 
 		// are then written one by one.
 		lockTimeout = lockAttempt
 	}
+	c.s.Metrics.BatchCanvases.Observe(float64(len(batches)))
+	c.s.Metrics.BatchMutations.Observe(float64(mutations))
+	start := time.Now()
 	res, err := c.s.store.CommitBatches(ctx, batches, channel, c.s.notifier.instance, lockTimeout)
+	c.s.Metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return make([]store.Committed, len(batches)), err
 	}

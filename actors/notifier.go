@@ -160,7 +160,8 @@ func (a *notifyActor) flush(timeout time.Duration) error {
 	return nil
 }
 
-// encodeNotification encodes "<instance> <canvas>:<version> ...".
+// encodeNotification encodes "<instance> <canvas>:<version> ... t=<sent>",
+// sent in Unix microseconds (decoders that predate it skip the field).
 func encodeNotification(instance string, batch []dirtyCanvas) string {
 	payload, _ := encodeChunk(instance, batch)
 	return payload
@@ -170,7 +171,8 @@ func encodeChunk(instance string, batch []dirtyCanvas) (string, []dirtyCanvas) {
 	var b strings.Builder
 	b.WriteString(instance)
 	for i, d := range batch {
-		if b.Len()+len(d.id)+22 > maxPayload && i > 0 {
+		if b.Len()+len(d.id)+22+sentField > maxPayload && i > 0 {
+			writeSent(&b)
 			return b.String(), batch[i:]
 		}
 		b.WriteByte(' ')
@@ -178,7 +180,30 @@ func encodeChunk(instance string, batch []dirtyCanvas) (string, []dirtyCanvas) {
 		b.WriteByte(':')
 		b.WriteString(strconv.FormatInt(d.version, 10))
 	}
+	writeSent(&b)
 	return b.String(), nil
+}
+
+// sentField is the room the send time takes: " t=" and microseconds.
+const sentField = 3 + 20
+
+// writeSent appends the send time, from which receivers measure the lag.
+func writeSent(b *strings.Builder) {
+	b.WriteString(" t=")
+	b.WriteString(strconv.FormatInt(time.Now().UnixMicro(), 10))
+}
+
+// notificationSent returns when a notification was sent, if it says.
+func notificationSent(payload string) (time.Time, bool) {
+	i := strings.LastIndex(payload, " t=")
+	if i < 0 {
+		return time.Time{}, false
+	}
+	us, err := strconv.ParseInt(payload[i+3:], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
 }
 
 // decodeNotification is the inverse of encodeNotification.
@@ -263,6 +288,9 @@ func (n *notifier) receive(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		n.s.Metrics.NotifyReceived.Add(1)
+		if sent, ok := notificationSent(note.Payload); ok {
+			n.s.Metrics.NotifyLag.Observe(max(time.Since(sent), 0).Seconds())
+		}
 		for _, d := range batch {
 			n.pokeLocal(d.id, d.version)
 		}

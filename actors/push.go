@@ -20,6 +20,8 @@ type batchWriter struct {
 	changes []canvas.Change
 	index   map[changeKey]int // position in changes of the newest change of a row
 	err     error             // a database error: the whole batch fails
+	// mutations counts the mutations applied or rejected (for metrics).
+	mutations int
 	// gap is set when a mutation waited for a missing predecessor: with a
 	// stale cache of lastMutationIDs that may be wrong, so it must be
 	// checked even when the batch writes nothing.
@@ -136,6 +138,7 @@ func (b *batchWriter) push(ctx context.Context, p *pushMsg) error {
 				zap.String("mutator", m.Name), zap.Error(err))
 		}
 		b.a.s.Metrics.Mutations.Add(1)
+		b.mutations++
 		b.write.Clients[m.ClientID] = store.Client{Group: req.ClientGroupID, LastMutationID: m.ID}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/canvasd/canvasd/canvas"
@@ -82,6 +83,9 @@ type Config struct {
 	// a deleted canvas removes.
 	PurgeBatch int
 	Limits     canvas.Limits
+	// Registry receives the system's metrics; nil keeps them in a
+	// registry of their own (never Prometheus's global default).
+	Registry prometheus.Registerer
 }
 
 // DefaultConfig returns the production defaults.
@@ -184,6 +188,14 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 		return nil, fmt.Errorf("actor engine: %w", err)
 	}
 	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, notify: st.Notify, stopping: make(chan struct{})}
+	s.Metrics.init()
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := s.Metrics.register(reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	s.dir = newDirectory(s)
 	s.notifier = newNotifier(s)
 	s.presence = newPresenceHub(s)
@@ -334,6 +346,9 @@ type Subscription struct {
 	presence presenceBox
 	ended    chan struct{}
 	endOnce  sync.Once
+	// since is when the oldest commit the pending poke carries was made
+	// (Unix nanoseconds, 0 when none), for the delivery lag.
+	since atomic.Int64
 }
 
 // end ends the subscription's stream (its canvas was deleted).
@@ -354,6 +369,14 @@ func (sub *Subscription) deliver(version int64) {
 			version = max(version, old)
 		default:
 		}
+	}
+}
+
+// Written records that the newest poke taken from C has been written to
+// the client: the lag from its oldest commit goes to the metrics.
+func (sub *Subscription) Written() {
+	if t := sub.since.Swap(0); t != 0 {
+		sub.s.Metrics.PokeDelivery.Observe(float64(max(time.Now().UnixNano()-t, 0)) / 1e9)
 	}
 }
 

@@ -143,7 +143,15 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 		var err error
 		select {
 		case v := <-sub.C:
-			err = writePoke(w, canvasID, v)
+			if err = writePoke(w, canvasID, v); err == nil {
+				if err = w.Flush(); err == nil {
+					sub.Written()
+				}
+			}
+			if err != nil {
+				return
+			}
+			continue
 		case <-sub.Presence:
 			err = writePresence(w, sub)
 		case <-sub.Ended:

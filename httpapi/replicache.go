@@ -30,6 +30,7 @@ func replyProtocolError(c echo.Context, err error) (bool, error) {
 	var ve *canvas.VersionError
 	switch {
 	case errors.Is(err, canvas.ErrClientStateNotFound):
+		c.Set(outcomeKey, outcomeClientState)
 		return true, c.JSON(http.StatusOK, protocolError{Error: "ClientStateNotFound"})
 	case errors.As(err, &ve):
 		return true, c.JSON(http.StatusOK, protocolError{Error: "VersionNotSupported", VersionType: ve.VersionType})
@@ -101,10 +102,10 @@ func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) ([]b
 		return nil, canvas.ErrClientStateNotFound
 	}
 	ctx := c.Request().Context()
-	s.pulls.count.Add(1)
+	s.meters.pulls.Inc()
 	res, err := s.sys.Pull(ctx, canvasID, userID(c), req.ClientGroupID, cookie)
 	if errors.Is(err, actors.ErrPullFromStore) {
-		s.pulls.fromStore.Add(1)
+		s.meters.pullsFromDB.Inc()
 		res, err = s.pullFromStore(c, canvasID, req.ClientGroupID, cookie)
 	}
 	if err != nil {

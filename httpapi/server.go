@@ -6,12 +6,14 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/canvasd/canvasd/actors"
@@ -45,6 +47,10 @@ type Config struct {
 	MaxStreamsPerUser int
 	// BodyReadTimeout bounds reading a request body.
 	BodyReadTimeout time.Duration
+	// Registry receives the HTTP layer's metrics and is what /metrics
+	// serves: give the actor system the same one. nil keeps a registry of
+	// its own (never Prometheus's global default).
+	Registry *prometheus.Registry
 }
 
 // DefaultConfig returns the production defaults.
@@ -94,8 +100,9 @@ type Server struct {
 	// balancers move traffic away while requests are still served.
 	draining atomic.Bool
 	echo     *echo.Echo
-	pulls    pullMetrics
-	auth     *authenticator // nil: authentication off
+	meters   *httpMetrics
+	scrape   echo.HandlerFunc // serves the registry
+	auth     *authenticator   // nil: authentication off
 	// presenceRate bounds each client's presence posts.
 	presenceRate *limiter
 }
@@ -110,7 +117,15 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New(), auth: auth}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	metrics, err := newHTTPMetrics(reg, st)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New(), auth: auth, meters: metrics, scrape: metricsHandler(reg)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -132,11 +147,11 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	// learns nothing about the canvas, not even whether it exists.
 	api.POST("/canvases", s.createCanvas, s.bodyDeadline, s.authorize(accessCreate), s.rateLimit(pushes))
 	api.GET("/canvases/:canvasID", s.getCanvas, s.authorize(accessRead), s.rateLimit(pulls))
-	api.POST("/canvases/:canvasID/replicache/push", s.push, s.bodyDeadline, s.authorize(accessWrite), s.rateLimit(pushes))
+	api.POST("/canvases/:canvasID/replicache/push", s.push, s.observe(metrics.pushSeconds, metrics.pushOutcomes, nil), s.bodyDeadline, s.authorize(accessWrite), s.rateLimit(pushes))
 	// Initial pulls of large canvases are big and compress well; small
 	// patches are not worth the CPU.
 	gzip := middleware.GzipWithConfig(middleware.GzipConfig{Level: 1, MinLength: 4096})
-	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls), gzip)
+	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.observe(metrics.pullSeconds, nil, metrics.pullBytes), s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls), gzip)
 	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams(newStreams(cfg.MaxStreamsPerUser)))
 	api.GET("/canvases", s.listCanvases, s.authorize(accessList), s.rateLimit(pulls))
 	api.DELETE("/canvases/:canvasID", s.deleteCanvas, s.authorize(accessWrite), s.rateLimit(pushes))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -44,6 +46,11 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("database pool: %w", err)
 	}
 	defer pool.Close() // last of all
+
+	// One registry for every metric of the process, served at /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Actors.Registry, cfg.HTTP.Registry = reg, reg
 
 	st := store.New(pool)
 	sys, err := actors.New(cfg.Actors, st, log)

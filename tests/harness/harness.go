@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -49,6 +51,9 @@ type Option func(*actors.Config, *httpapi.Config)
 func Start(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Server {
 	t.Helper()
 	acfg, hcfg := actors.DefaultConfig(), httpapi.DefaultConfig()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	acfg.Registry, hcfg.Registry = reg, reg
 	// Each test's schema gets its own channel, so parallel tests never
 	// poke each other.
 	acfg.NotifyChannel = "canvasd_" + pool.Config().ConnConfig.RuntimeParams["search_path"]
