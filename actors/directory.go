@@ -21,6 +21,8 @@ type entry struct {
 	refs     int       // guarded by directory.mu
 	lastUsed time.Time // guarded by directory.mu
 	queued   atomic.Int64
+	// subscribers counts the open event streams of the canvas.
+	subscribers atomic.Int32
 	// missing is set by the actor when its canvas does not exist: the
 	// entry then goes at once, so requests for made-up ids cannot fill
 	// memory with actors until the idle timeout.
@@ -87,6 +89,19 @@ func (d *directory) active() []string {
 	ids := make([]string, 0, len(d.entries))
 	for id := range d.entries {
 		ids = append(ids, id)
+	}
+	return ids
+}
+
+// subscribed returns the ids of the active canvases with event streams.
+func (d *directory) subscribed() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for id, e := range d.entries {
+		if e.subscribers.Load() > 0 {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }

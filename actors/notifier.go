@@ -56,6 +56,47 @@ func (n *notifier) start(ctx context.Context) {
 		"notifier", n.s.actorOpts()...)
 	n.done.Add(1)
 	go n.listen(ctx)
+	if n.s.cfg.VersionCheck > 0 {
+		n.done.Add(1)
+		go n.watch(ctx)
+	}
+}
+
+// watch reads, every VersionCheck, the versions of the canvases with
+// local subscribers in one query, and tells each canvas its version: a
+// commit whose notification was lost (its instance died between commit
+// and notify, or the LISTEN connection dropped it) is poked all the same,
+// at most one interval late. A canvas that knows its version already
+// pokes nobody.
+func (n *notifier) watch(ctx context.Context) {
+	defer n.done.Done()
+	t := time.NewTicker(n.s.cfg.VersionCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids := n.s.dir.subscribed()
+		if len(ids) == 0 {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, n.s.cfg.VersionCheck+time.Second)
+		versions, err := n.s.store.Versions(qctx, ids)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Debug("version check failed", zap.Error(err))
+			}
+			continue
+		}
+		for id, v := range versions {
+			if v > 0 {
+				n.pokeLocal(id, v)
+			}
+		}
+	}
 }
 
 func (n *notifier) stop() {

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,4 +66,33 @@ func TestFailedNotifyIsRetried(t *testing.T) {
 	require.Less(t, failures.Load(), int32(0), "the failed sends were retried")
 	// The other instance may hear it before the sender counts it.
 	require.Eventually(t, func() bool { return b.Metrics.NotifySent.Load() > 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// A commit whose notification never goes out (its instance died between
+// commit and notify) still reaches the other instances' subscribers: they
+// read the versions of their subscribed canvases every VersionCheck.
+func TestLostNotificationIsPokedByVersionCheck(t *testing.T) {
+	t.Parallel()
+	cfg := pgtest.Schema(t)
+	channel := pgtest.Name("test")
+	a := startOn(t, pgtest.PoolFrom(t, cfg, true), channel, func(s *System) { s.cfg.VersionCheck = 100 * time.Millisecond })
+	b := startOn(t, pgtest.PoolFrom(t, cfg, false), channel, func(s *System) {
+		s.cfg.VersionCheck = 0
+		s.notify = func(context.Context, string, string) error { return errors.New("never sent (injected)") }
+	})
+	createCanvas(t, a.store, "c")
+	sub, err := a.Subscribe(context.Background(), "c")
+	require.NoError(t, err)
+	defer sub.Close()
+
+	for want := int64(1); want <= 3; want++ {
+		require.NoError(t, b.Push(context.Background(), "c", "", pushReq("g", "x", want, "createNode", fmt.Sprintf(`{"id":"n%d","kind":"k","x":0,"y":0}`, want))))
+		select {
+		case v := <-sub.C:
+			require.Equal(t, want, v)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("version %d was never poked", want)
+		}
+	}
+	require.Zero(t, b.Metrics.NotifySent.Load())
 }

@@ -71,6 +71,11 @@ type Config struct {
 	// Committers is how many statements writing canvas batches may run
 	// at once; each takes the batches of every canvas waiting.
 	Committers int
+	// VersionCheck is how often the versions of the canvases with local
+	// subscribers are read from the database, to poke for commits whose
+	// notification never came (an instance killed between its commit and
+	// its notification). 0: never.
+	VersionCheck time.Duration
 	// ChangeLog is how many row changes a canvas actor remembers for
 	// incremental pulls; older cookies are answered from the database.
 	ChangeLog int
@@ -102,6 +107,7 @@ func DefaultConfig() Config {
 		WriteTimeout:            10 * time.Second,
 		LockTimeout:             time.Second,
 		ChangeLog:               8192,
+		VersionCheck:            time.Second,
 		Committers:              4,
 		PokeWindow:              100 * time.Millisecond,
 		PokeWindowPerSubscriber: time.Millisecond,
@@ -123,6 +129,8 @@ func (c Config) Validate() error {
 		return errors.New("idle timeout must be positive")
 	case c.WriteTimeout <= 0:
 		return errors.New("write timeout must be positive")
+	case c.VersionCheck < 0:
+		return errors.New("version check interval must not be negative (0: off)")
 	case c.LockTimeout < 0:
 		return errors.New("lock timeout must not be negative (0: wait up to the write timeout)")
 	case c.PokeWindow < 0 || c.PokeWindowPerSubscriber < 0:
@@ -386,6 +394,7 @@ func (sub *Subscription) Close() {
 		sub.s.presence.unsubscribe(sub)
 		sub.s.engine.Send(sub.entry.pid, &unsubscribeMsg{sub: sub, entry: sub.entry})
 		sub.s.Metrics.Subscribers.Add(-1)
+		sub.entry.subscribers.Add(-1)
 	})
 }
 
@@ -424,6 +433,7 @@ func (s *System) SubscribeClient(ctx context.Context, canvasID, clientID, user s
 		return nil, r.err
 	}
 	s.Metrics.Subscribers.Add(1)
+	e.subscribers.Add(1)
 	sub.Version = r.version
 	s.presence.subscribe(sub)
 	return sub, nil

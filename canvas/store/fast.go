@@ -270,6 +270,27 @@ func (s *Store) Version(ctx context.Context, canvasID string) (int64, error) {
 	return v, nil
 }
 
+// Versions returns the current version of each of ids that exists.
+func (s *Store) Versions(ctx context.Context, ids []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, version FROM canvases WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("canvas versions: %w", err)
+	}
+	out := make(map[string]int64, len(ids))
+	var (
+		id string
+		v  int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+		out[id] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("canvas versions: %w", err)
+	}
+	return out, nil
+}
+
 // GroupOwner returns the canvas and user a client group is bound to.
 func (s *Store) GroupOwner(ctx context.Context, groupID, preferCanvas string) (canvasID, userID string, found bool, err error) {
 	return groupOwner(ctx, s.pool, groupID, preferCanvas)

@@ -82,6 +82,7 @@ func parseConfig(args []string) (*config, error) {
 	dur(&cfg.ShutdownTimeout, "shutdown-timeout", "CANVASD_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for in-flight requests")
 	dur(&cfg.Actors.PokeWindow, "poke-window", "CANVASD_POKE_WINDOW", cfg.Actors.PokeWindow, "longest a poke is held back to coalesce commits (the window grows by 1ms per subscriber up to this)")
 	dur(&cfg.Actors.LockTimeout, "lock-timeout", "CANVASD_LOCK_TIMEOUT", cfg.Actors.LockTimeout, "longest a push waits for its canvas row while another session holds it locked, then 503 (0: up to the write timeout)")
+	dur(&cfg.Actors.VersionCheck, "version-check", "CANVASD_VERSION_CHECK", cfg.Actors.VersionCheck, "how often the versions of canvases with local event streams are read, to poke for commits whose notification was lost (0: never)")
 	dur(&cfg.Actors.IdleTimeout, "idle-timeout", "CANVASD_IDLE_TIMEOUT", cfg.Actors.IdleTimeout, "how long an unused canvas stays in memory")
 	dur(&cfg.Actors.PresenceTTL, "presence-ttl", "CANVASD_PRESENCE_TTL", cfg.Actors.PresenceTTL, "how long a client's presence lasts without a refresh")
 	num(&cfg.Actors.MaxQueuedPushes, "max-queued-pushes", "CANVASD_MAX_QUEUED_PUSHES", cfg.Actors.MaxQueuedPushes, "pushes waiting on one canvas before 503")
