@@ -208,7 +208,8 @@ func (g *gen) body() string {
 	)
 }
 
-// field names the server also accepts, as Go's encoding/json matches keys.
+// field names that differ from the real ones only in case: the server
+// matches names exactly, so both sides must refuse or ignore them alike.
 func (g *gen) key(name string) string {
 	if !g.chance(0.08) {
 		return name

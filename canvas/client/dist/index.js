@@ -21,42 +21,19 @@ var DEFAULT_H = 120;
 var Refused = class extends Error {
 };
 var OK = Object.freeze({ ok: true });
-function fold(key) {
-  let out = "";
-  for (const ch of key) {
-    if (ch >= "a" && ch <= "z") out += ch.toUpperCase();
-    else if (ch === "ſ") out += "S";
-    else if (ch === "K") out += "K";
-    else out += ch;
-  }
-  return out;
-}
-var foldCache = /* @__PURE__ */ new Map();
-function folded(key) {
-  let f = foldCache.get(key);
-  if (f === void 0) {
-    f = fold(key);
-    if (foldCache.size < 1024) foldCache.set(key, f);
-  }
-  return f;
-}
 var ABSENT = /* @__PURE__ */ Symbol("absent");
 function fields(mutator, args, names) {
   if (args === null || typeof args !== "object" || Array.isArray(args)) {
     throw new Refused(`${mutator}: args must be a JSON object`);
   }
   const out = {};
-  const byFold = /* @__PURE__ */ new Map();
+  const obj = args;
   for (const n of names) {
     out[n] = ABSENT;
-    byFold.set(n.toUpperCase(), n);
-  }
-  const obj = args;
-  for (const key of Object.keys(obj)) {
-    const v = obj[key];
+    if (!Object.prototype.hasOwnProperty.call(obj, n)) continue;
+    const v = obj[n];
     if (v === void 0 || typeof v === "function" || typeof v === "symbol") continue;
-    const n = byFold.get(folded(key));
-    if (n !== void 0) out[n] = v;
+    out[n] = v;
   }
   return out;
 }

@@ -40,30 +40,9 @@ const OK: MutationResult = Object.freeze({ok: true}) as MutationResult;
 
 // ---- argument decoding, as the server's encoding/json does it ----
 
-// The server matches object keys to fields as Go's encoding/json does:
-// exactly, or else case-insensitively under its simple folding, where the
-// only non-ASCII letters that fold onto ASCII ones are U+017F (ſ → S) and
-// U+212A (Kelvin sign → K). The last matching key wins.
-function fold(key: string): string {
-  let out = '';
-  for (const ch of key) {
-    if (ch >= 'a' && ch <= 'z') out += ch.toUpperCase();
-    else if (ch === '\u017f') out += 'S';
-    else if (ch === '\u212a') out += 'K';
-    else out += ch;
-  }
-  return out;
-}
-
-const foldCache = new Map<string, string>();
-function folded(key: string): string {
-  let f = foldCache.get(key);
-  if (f === undefined) {
-    f = fold(key);
-    if (foldCache.size < 1024) foldCache.set(key, f);
-  }
-  return f;
-}
+// The server matches object keys to fields exactly (case-sensitively) and
+// ignores keys it does not know; a duplicate key never reaches it (the
+// whole push is refused), and a JavaScript object cannot hold one.
 
 const ABSENT = Symbol('absent');
 type Raw = unknown | typeof ABSENT;
@@ -74,17 +53,13 @@ function fields<K extends string>(mutator: string, args: unknown, names: readonl
     throw new Refused(`${mutator}: args must be a JSON object`);
   }
   const out = {} as Record<K, Raw>;
-  const byFold = new Map<string, K>();
+  const obj = args as Record<string, unknown>;
   for (const n of names) {
     out[n] = ABSENT;
-    byFold.set(n.toUpperCase(), n);
-  }
-  const obj = args as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    const v = obj[key];
+    if (!Object.prototype.hasOwnProperty.call(obj, n)) continue;
+    const v = obj[n];
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-    const n = byFold.get(folded(key));
-    if (n !== undefined) out[n] = v;
+    out[n] = v;
   }
   return out;
 }
