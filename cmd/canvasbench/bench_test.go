@@ -368,8 +368,8 @@ func TestLoadAgainstFakeServer(t *testing.T) {
 			if len(res.Errors) != 0 {
 				t.Fatalf("errors: %v", res.Errors)
 			}
-			if res.Unseen != 0 {
-				t.Errorf("%d pushes never seen by the observer", res.Unseen)
+			if res.Unseen != 0 || res.Stale != 0 {
+				t.Errorf("%d observers stale, %d pushes never seen by them", res.Stale, res.Unseen)
 			}
 			if res.Visible.Count() == 0 || res.Pull.Count() == 0 {
 				t.Errorf("no visibility samples: visible %d pull %d", res.Visible.Count(), res.Pull.Count())

@@ -163,7 +163,9 @@ Latency legend (what is measured):
   poke     push ack -> arrival of the latest SSE poke that preceded that
            observer pull (0 when the poke beat the ack)
   pull     the observer's pull request -> response (pulls are driven by pokes)
-  unseen   measured pushes never shown to the observer by the end of --drain
+  stale    observers still behind their canvas's final version (read by a
+           fresh pull once the load stops) at the end of --drain: a missed poke
+  unseen   measured pushes the stale observers never saw
 
 Scenarios (--scenario NAME, or NAME as the first argument; each prints its
 figures next to the performance targets with met / not met; see SCENARIOS.md):

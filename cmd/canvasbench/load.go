@@ -32,7 +32,8 @@ type Result struct {
 	Visible   *Hist
 	Pull      *Hist
 	Errors    map[string]int64
-	Unseen    int64 // measured pushes the observer never saw
+	Unseen    int64 // measured pushes on canvases whose observer ended behind the final version
+	Stale     int64 // observers still behind their canvas's final version at the end of the drain
 	Early     int64 // measured pushes the observer saw before their ack reached the pusher
 	NotSent   int64 // open loop: scheduled pushes never sent (client backlog)
 	RSS       int64 // bytes at the end of the window; 0 = unknown
@@ -64,6 +65,10 @@ type canvasState struct {
 	nodes []string     // node pool created in setup
 	box   *pokeBox
 	track tracker
+	// seenOrder is the cookie order of the observer's latest pull; final
+	// is the canvas's version once the load stopped (-1: unknown).
+	seenOrder atomic.Int64
+	final     int64
 
 	mu      sync.Mutex
 	edges   []string // acknowledged createEdge ids, candidates for deleteEdge
@@ -183,10 +188,13 @@ func runLoad(ctx context.Context, cfg Config, mode, base string, rss func() (int
 	<-rssDone
 	prog.phaseSet("drain")
 
-	// Drain: give the observers time to see the last pushes.
+	// Drain: give the observers time to reach each canvas's final
+	// version. An observer at the final version has seen every push, also
+	// those whose effect a later push overwrote or that carry no tag.
 	if !cfg.NoObserver {
+		l.finalVersions(ctx)
 		deadline := time.Now().Add(cfg.Drain)
-		for time.Now().Before(deadline) && l.unseen() > 0 && ctx.Err() == nil {
+		for time.Now().Before(deadline) && l.behind() > 0 && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -197,21 +205,60 @@ func runLoad(ctx context.Context, cfg Config, mode, base string, rss func() (int
 	}
 
 	r := l.res
+	if !cfg.NoObserver {
+		r.Unseen, r.Stale = l.unseen()
+	}
 	r.Errors = l.errs.Snapshot()
 	r.NotSent = l.notSent.Load()
-	if !cfg.NoObserver {
-		r.Unseen = l.unseen()
-	}
 	r.RSS, r.PeakRSS = rssNow, rssPeak
 	return r, nil
 }
 
-func (l *loadRun) unseen() int64 {
-	var n int64
+// finalVersions reads each canvas's version once the load has stopped,
+// by a first pull of a client group of its own.
+func (l *loadRun) finalVersions(ctx context.Context) {
 	for _, cv := range l.canvases {
-		n += cv.track.unresolved()
+		cv.final = -1
+		req := &pullRequest{ProfileID: "p", ClientGroupID: fmt.Sprintf("final-%s-%d", l.runID, cv.idx),
+			Cookie: json.RawMessage("null"), PullVersion: 1, SchemaVersion: "1"}
+		resp, err := l.api.pull(ctx, cv.id, req)
+		if err != nil {
+			if !canceled(err) {
+				l.errs.Add("final_" + strings.TrimPrefix(errKind(err), "pull_"))
+			}
+			continue
+		}
+		cv.final = int64(cookieOrder(resp.Cookie))
+	}
+}
+
+// behind counts the observers whose latest pull is older than their
+// canvas's final version.
+func (l *loadRun) behind() int {
+	n := 0
+	for _, cv := range l.canvases {
+		if cv.final >= 0 && cv.seenOrder.Load() < cv.final {
+			n++
+		}
 	}
 	return n
+}
+
+// unseen compares each observer's cookie with its canvas's final version
+// at the end of the drain. An observer that reached it saw every push of
+// its canvas; one still behind is stale, and its canvas's pushes it has
+// not seen are unseen. (Counting unresolved pushes instead would call a
+// push unseen when a later one overwrote its tag, or when it carried no
+// tag: an artefact, not a missed poke.)
+func (l *loadRun) unseen() (unseen, stale int64) {
+	for _, cv := range l.canvases {
+		if cv.final >= 0 && cv.seenOrder.Load() >= cv.final {
+			continue
+		}
+		stale++
+		unseen += cv.track.unresolved()
+	}
+	return unseen, stale
 }
 
 // setup creates the canvases, their node pools and the clients.
@@ -544,6 +591,7 @@ func (l *loadRun) startObservers(ctx context.Context, wg *sync.WaitGroup) error 
 			return fmt.Errorf("first pull of %s: %w", cv.id, err)
 		}
 		req.Cookie = resp.Cookie
+		cv.seenOrder.Store(int64(cookieOrder(resp.Cookie)))
 		wg.Go(func() { l.observe(ctx, cv, req) })
 	}
 	return nil
@@ -586,6 +634,7 @@ func (l *loadRun) observe(ctx context.Context, cv *canvasState, req *pullRequest
 			lastOrder = o
 		}
 		req.Cookie = resp.Cookie
+		cv.seenOrder.Store(int64(lastOrder))
 		cv.track.observe(patchTags(*resp.Patch), done, pokeAt)
 	}
 }

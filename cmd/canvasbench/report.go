@@ -67,7 +67,7 @@ func sumErrors(m map[string]int64) int64 {
 
 const legend = `push: request sent -> 200 (open loop: from the intended send time). visible: push ack -> the observer's pull showing it.
 poke: push ack -> the SSE poke that led to that pull (0 if it beat the ack). pull: observer pull round trip.
-unseen: measured pushes the observer never saw. ceiling rows: one SQL transaction per mutation, latency = transaction time.
+stale: observers behind their canvas's final version at the end of the drain (a missed poke); unseen: measured pushes those never saw. ceiling rows: one SQL transaction per mutation, latency = transaction time.
 RSS: server VmRSS at the end of the window / peak VmHWM (MB).`
 
 // writeTable prints the results as an aligned table plus the legend.
@@ -83,7 +83,7 @@ func writeTable(w io.Writer, cfg Config, results []*Result) {
 	if cfg.Sweep.Param != "" {
 		head = append(head, cfg.Sweep.Param)
 	}
-	head = append(head, "mut/s", "push/s", "push p50", "p95", "p99", "max", "poke p50", "p99", "visible p50", "p99", "pull p50", "p99", "unseen", "errors", "RSS MB", "peak", "")
+	head = append(head, "mut/s", "push/s", "push p50", "p95", "p99", "max", "poke p50", "p99", "visible p50", "p99", "pull p50", "p99", "stale", "unseen", "errors", "RSS MB", "peak", "")
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for _, r := range results {
 		row := []string{r.Mode}
@@ -113,7 +113,7 @@ func writeTable(w io.Writer, cfg Config, results []*Result) {
 			strconv.FormatFloat(float64(r.Pushes)/r.Duration.Seconds(), 'f', 0, 64),
 			ms(r.Push.Quantile(.5)), ms(r.Push.Quantile(.95)), ms(r.Push.Quantile(.99)), ms(r.Push.Quantile(1)),
 			obs(r.Poke, .5), obs(r.Poke, .99), obs(r.Visible, .5), obs(r.Visible, .99), obs(r.Pull, .5), obs(r.Pull, .99),
-			strconv.FormatInt(r.Unseen, 10), errs, mb(r.RSS), mb(r.PeakRSS), firstLine(r.Err))
+			strconv.FormatInt(r.Stale, 10), strconv.FormatInt(r.Unseen, 10), errs, mb(r.RSS), mb(r.PeakRSS), firstLine(r.Err))
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
@@ -132,7 +132,7 @@ var csvHeader = []string{"mode", "sweep_param", "sweep_value", "canvases", "clie
 	"push_p50_ms", "push_p95_ms", "push_p99_ms", "push_max_ms",
 	"poke_p50_ms", "poke_p95_ms", "poke_p99_ms", "poke_max_ms",
 	"visible_p50_ms", "visible_p99_ms", "pull_p50_ms", "pull_p99_ms",
-	"poke_samples", "unseen", "early", "not_sent", "errors_total", "errors", "rss_bytes", "peak_rss_bytes", "error"}
+	"poke_samples", "stale_observers", "unseen", "early", "not_sent", "errors_total", "errors", "rss_bytes", "peak_rss_bytes", "error"}
 
 // writeCSV writes one row per result.
 func writeCSV(w io.Writer, results []*Result) error {
@@ -149,7 +149,7 @@ func writeCSV(w io.Writer, results []*Result) error {
 			d(r.Push.Quantile(.5)), d(r.Push.Quantile(.95)), d(r.Push.Quantile(.99)), d(r.Push.Quantile(1)),
 			d(r.Poke.Quantile(.5)), d(r.Poke.Quantile(.95)), d(r.Poke.Quantile(.99)), d(r.Poke.Quantile(1)),
 			d(r.Visible.Quantile(.5)), d(r.Visible.Quantile(.99)), d(r.Pull.Quantile(.5)), d(r.Pull.Quantile(.99)),
-			i(r.Poke.Count()), i(r.Unseen), i(r.Early), i(r.NotSent), i(sumErrors(r.Errors)), formatErrors(r.Errors),
+			i(r.Poke.Count()), i(r.Stale), i(r.Unseen), i(r.Early), i(r.NotSent), i(sumErrors(r.Errors)), formatErrors(r.Errors),
 			i(r.RSS), i(r.PeakRSS), r.Err}); err != nil {
 			return err
 		}
