@@ -55,18 +55,19 @@ func (s *Server) events(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no")
 
 	end := detachStreamSlot(c)
-	if conn, ok := s.hijack(c); ok {
+	if conn, buffered, ok := s.hijack(c); ok {
 		// A client that hangs up is noticed by a read, at once, rather than
-		// at the next write.
+		// at the next write. A client has nothing to send on an event
+		// stream: any input at all ends the stream too, so junk written
+		// into it costs one read, not a read per byte for ever.
 		gone := make(chan struct{})
 		go func() {
-			var b [1]byte
-			for {
-				if _, err := conn.Read(b[:]); err != nil {
-					close(gone)
-					return
-				}
+			defer close(gone)
+			if buffered > 0 {
+				return // sent after its request: already input
 			}
+			var b [512]byte
+			_, _ = conn.Read(b[:])
 		}()
 		go func() {
 			defer end()
@@ -86,16 +87,18 @@ func (s *Server) events(c echo.Context) error {
 }
 
 // hijack takes the connection over and writes the response head; the
-// body then runs until the connection closes.
-func (s *Server) hijack(c echo.Context) (net.Conn, bool) {
+// body then runs until the connection closes. buffered is how many bytes
+// the client sent after its request that net/http had already read.
+func (s *Server) hijack(c echo.Context) (conn net.Conn, buffered int, ok bool) {
 	hj, ok := c.Response().Writer.(http.Hijacker)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	conn, _, err := hj.Hijack()
+	conn, rw, err := hj.Hijack()
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
+	buffered = rw.Reader.Buffered()
 	h := c.Response().Header()
 	h.Set("Connection", "close") // no length, no chunks: the body ends with the connection
 	c.Response().Status = http.StatusOK
@@ -109,9 +112,9 @@ func (s *Server) hijack(c echo.Context) (net.Conn, bool) {
 	}
 	if err != nil {
 		_ = conn.Close()
-		return nil, false
+		return nil, 0, false
 	}
-	return conn, true
+	return conn, buffered, true
 }
 
 // streamWriter is an event stream's body.

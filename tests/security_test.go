@@ -1,13 +1,47 @@
 package tests
 
 import (
+	"bufio"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// cpuTime is the CPU time (user + system) this process used so far.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// openRawStream opens canvas c's event stream on a raw connection and
+// reads up to the first comment, so the stream is running.
+func openRawStream(t *testing.T, url string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	_, err = io.WriteString(conn, "GET /api/canvases/c/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		require.NoError(t, err)
+		if strings.HasPrefix(line, ": connected") {
+			return conn, r
+		}
+	}
+}
 
 // TestMetricsNeedAGrantWithAuthOn: with authentication on, /metrics on
 // the API's listener answers only a token granting "metrics" (or "*");
@@ -87,4 +121,51 @@ func TestCreateGrantCannotRevealOrClaimACanvas(t *testing.T) {
 	status, body = service.Do(t, http.MethodGet, "/api/canvases/secret", nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, string(body), "TOP-SECRET-TITLE")
+}
+
+// TestJunkFedStreamIsClosed: a client has nothing to send on an event
+// stream; junk written into one used to be read a byte per system call
+// for as long as it came (a core per stream). Now any input ends the
+// stream: the server closes the connection at once. The test logs the
+// process CPU used while junk is written for at most 3 s.
+func TestJunkFedStreamIsClosed(t *testing.T) {
+	s := newServer(t)
+	s.CreateCanvas(t, "c")
+
+	conn, r := openRawStream(t, s.URL)
+	junk := make([]byte, 64<<10)
+	for i := range junk {
+		junk[i] = 'x'
+	}
+	cpu0, start := cpuTime(t), time.Now()
+	written := 0
+	for time.Since(start) < 3*time.Second {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := conn.Write(junk)
+		written += n
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			break // the server closed the stream
+		}
+	}
+	took, cpu := time.Since(start), cpuTime(t)-cpu0
+	t.Logf("junk written: %d bytes in %v; process CPU meanwhile: %v", written, took.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	// The server closed the stream: reading ends (EOF or reset), well
+	// before the read deadline.
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(3*time.Second)))
+	_, err := io.Copy(io.Discard, r)
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the stream stayed open under junk input")
+	require.Less(t, took, 3*time.Second, "junk was accepted for the whole window")
+
+	// Input sent together with the request (already buffered by net/http
+	// when the stream starts) ends the stream too.
+	conn2, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	require.NoError(t, err)
+	defer conn2.Close()
+	_, err = io.WriteString(conn2, "GET /api/canvases/c/events HTTP/1.1\r\nHost: x\r\n\r\njunk")
+	require.NoError(t, err)
+	require.NoError(t, conn2.SetReadDeadline(time.Now().Add(3*time.Second)))
+	_, err = io.Copy(io.Discard, conn2)
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the stream stayed open after pipelined input")
 }
