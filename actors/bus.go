@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -146,8 +147,7 @@ func packEnvelopes(instance string, items []wirePresence, deleted []string) []st
 		if len(cur.Presence) == 0 && len(cur.Deleted) == 0 {
 			return
 		}
-		b, _ := json.Marshal(cur)
-		out = append(out, string(b))
+		out = append(out, string(marshalJSON(cur)))
 		cur = envelope{Instance: instance}
 		size = 0
 	}
@@ -159,7 +159,7 @@ func packEnvelopes(instance string, items []wirePresence, deleted []string) []st
 		size += len(id) + 3
 	}
 	for _, p := range items {
-		b, _ := json.Marshal(p)
+		b := marshalJSON(p)
 		if base+size+len(b)+1 > maxPayload {
 			emit()
 		}
@@ -168,6 +168,16 @@ func packEnvelopes(instance string, items []wirePresence, deleted []string) []st
 	}
 	emit()
 	return out
+}
+
+// marshalJSON encodes v without escaping <, > and & (which would make a
+// 2 KiB presence state up to six times longer).
+func marshalJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // publish sends payload to every instance listening on the channel, the

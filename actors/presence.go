@@ -102,7 +102,7 @@ func (h *presenceHub) update(canvasID, clientID, user string, state json.RawMess
 		return ErrPresenceTaken
 	}
 	pc.user, pc.state = user, state
-	pc.data, _ = json.Marshal(presenceEvent{Canvas: canvasID, ClientID: clientID, User: user, State: state})
+	pc.data = marshalJSON(presenceEvent{Canvas: canvasID, ClientID: clientID, User: user, State: state})
 	pc.expires = now.Add(h.s.cfg.PresenceTTL)
 	pc.dirty, pc.local = true, local
 	h.schedule(canvasID, clientID, cp, pc, now)
@@ -231,7 +231,7 @@ func (h *presenceHub) sweep(now time.Time) {
 				continue
 			}
 			pc.state = nil
-			pc.data, _ = json.Marshal(presenceEvent{Canvas: canvasID, ClientID: clientID, User: pc.user})
+			pc.data = marshalJSON(presenceEvent{Canvas: canvasID, ClientID: clientID, User: pc.user})
 			pc.expires = now.Add(h.s.cfg.PresenceInterval)
 			pc.local = false
 			h.deliver(canvasID, clientID, cp, pc, now)

@@ -19,7 +19,7 @@ import (
 )
 
 // scenarioNames are the target scenarios besides the default "load".
-var scenarioNames = []string{"pull", "fanout", "touch"}
+var scenarioNames = []string{"pull", "fanout", "touch", "presence"}
 
 // ScenarioConfig holds the parameters of the target scenarios.
 type ScenarioConfig struct {
@@ -39,6 +39,11 @@ type ScenarioConfig struct {
 	SampleInterval time.Duration // pause between latency rounds
 	Burst          int           // commits per canvas in the coalescing burst
 	Dials          int           // concurrent SSE connects
+
+	// presence
+	Cursors    int     // moving cursors (clients posting presence)
+	CursorRate float64 // posts per second per cursor
+	URL2       string  // a second instance on the same database (external server)
 
 	// touch
 	TouchOp     string // "push" or "pull"
@@ -60,6 +65,9 @@ func (s *ScenarioConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.SampleInterval, "sample-interval", 300*time.Millisecond, "fanout: pause between latency rounds")
 	fs.IntVar(&s.Burst, "burst", 100, "fanout: commits per canvas in the coalescing burst (sequential one-mutation pushes)")
 	fs.IntVar(&s.Dials, "dials", 64, "fanout/pull: SSE connections opened concurrently")
+	fs.IntVar(&s.Cursors, "cursors", 100, "presence: moving cursors on the canvas")
+	fs.Float64Var(&s.CursorRate, "cursor-rate", 20, "presence: presence posts per second per cursor")
+	fs.StringVar(&s.URL2, "url2", "", "presence with an external server: a second instance on the same database (cross-instance latency)")
 	fs.StringVar(&s.TouchOp, "touch-op", "push", "touch: what touches a canvas after its creation: push (one createNode) or pull (cookie null)")
 	fs.IntVar(&s.Concurrency, "concurrency", 32, "touch/fanout: concurrent requests")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Second, "touch: canvasd --idle-timeout for a started server (unless --server-args has one); the wait for passivation")
@@ -83,6 +91,10 @@ func (c *Config) applyScenarioDefaults(set map[string]bool) {
 		def("nodes", func() { c.Nodes = 10 })
 	case "touch":
 		def("canvases", func() { c.Canvases = 100_000 })
+	case "presence":
+		def("samples", func() { c.Scen.Samples = 200 })
+		def("sample-interval", func() { c.Scen.SampleInterval = 50 * time.Millisecond })
+		def("subscribers", func() { c.Scen.Subscribers = 100 })
 	}
 }
 
@@ -132,8 +144,13 @@ func (c Config) validateScenario() error {
 		if s.Concurrency < 1 || s.Concurrency > 10_000 || s.IdleTimeout <= 0 || s.Settle < 0 {
 			bad("touch needs --concurrency in 1..10000, --idle-timeout > 0, --settle >= 0")
 		}
+	case "presence":
+		if s.Samples < 1 || s.SampleInterval < 0 || s.Cursors < 1 || s.Cursors > 10_000 || s.Subscribers < 1 || s.Subscribers > 10_000 ||
+			s.CursorRate <= 0 || s.CursorRate > 1000 {
+			bad("presence needs --samples >= 1, --cursors and --subscribers in 1..10000, --cursor-rate in (0, 1000]")
+		}
 	default:
-		bad("--scenario must be load, pull, fanout or touch")
+		bad("--scenario must be load, pull, fanout, touch or presence")
 	}
 	return errors.Join(errs...)
 }
@@ -226,6 +243,9 @@ type scenEnv struct {
 	adminURL string
 	statsDB  string // "" = no database counters
 	prog     *progress
+	// A second instance on the same database (presence only).
+	base2 string
+	pid2  int
 }
 
 // rss returns the server's VmRSS and VmHWM, or zeros when unknown.
@@ -418,8 +438,12 @@ func runScenario(ctx context.Context, cfg Config, prog *progress) (rep *Scenario
 	if cfg.Scenario == "touch" {
 		conns = cfg.Scen.Concurrency
 	}
+	if cfg.Scenario == "presence" {
+		conns = max(conns, cfg.Scen.Cursors)
+	}
 	if cfg.Server == "external" {
 		env.base, env.pid, env.debugURL, env.statsDB = cfg.URL, cfg.ServerPID, cfg.Scen.DebugURL, cfg.Scen.StatsDB
+		env.base2 = cfg.Scen.URL2
 		env.api = newAPI(env.base, cfg.Timeout, conns)
 		defer env.api.close()
 		rep, err = runScenarioOn(ctx, env)
@@ -497,6 +521,24 @@ func runScenarioStarted(ctx context.Context, env *scenEnv, conns int) (rep *Scen
 		return nil, err
 	}
 	env.base, env.pid = srv.url, srv.pid()
+	if cfg.Scenario == "presence" {
+		// A second instance on the same database, for cross-instance
+		// delivery (without pprof: the debug port is taken).
+		second := mode
+		second.Args = nil
+		for _, a := range mode.Args {
+			if !strings.HasPrefix(strings.TrimLeft(a, "-"), "debug-addr") {
+				second.Args = append(second.Args, a)
+			}
+		}
+		srv2, err := startServer(ctx, bin, db.url, second, logDir)
+		if err != nil {
+			_ = srv.stop()
+			return nil, err
+		}
+		defer func() { _ = srv2.stop() }()
+		env.base2, env.pid2 = srv2.url, srv2.pid()
+	}
 	env.api = newAPI(env.base, cfg.Timeout, conns)
 	defer env.api.close()
 	rep, err = runScenarioOn(ctx, env)
@@ -532,6 +574,8 @@ func runScenarioOn(ctx context.Context, env *scenEnv) (*ScenarioReport, error) {
 		rep, err = runFanoutScenario(ctx, env)
 	case "touch":
 		rep, err = runTouchScenario(ctx, env)
+	case "presence":
+		rep, err = runPresenceScenario(ctx, env)
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", env.cfg.Scenario)
 	}
