@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/canvasd/canvasd/tests/nodeenv"
 	"github.com/canvasd/canvasd/tests/pgtest"
 )
 
@@ -262,22 +263,14 @@ func (s *server) dumpLog(t *testing.T) {
 	t.Logf("---- canvasd log (%s) ----\n%s\n---- end of canvasd log ----", s.logPath, b)
 }
 
-// ensureNodeModules runs `npm ci` in tests/client when node_modules is missing.
+// ensureNodeModules installs tests/client's pinned packages when they are
+// missing or older than its lock file.
 func ensureNodeModules(t *testing.T, clientDir string, unavailable func(string, ...any)) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(clientDir, "node_modules", "replicache", "package.json")); err == nil {
-		return
+	if _, err := exec.LookPath("npm"); err != nil {
+		unavailable("npm not on PATH: %v", err)
 	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		unavailable("tests/client/node_modules missing and npm not on PATH: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = clientDir
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "npm ci in %s:\n%s", clientDir, out)
+	require.NoError(t, nodeenv.Install(clientDir))
 }
 
 func runNodeTests(t *testing.T, nodeBin, clientDir, base string) {

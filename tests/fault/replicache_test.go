@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canvasd/canvasd/tests/nodeenv"
 )
 
 // nodeDriver is one Node process running real Replicache 15.3 clients
@@ -62,16 +64,7 @@ func startNodeDriver(t *testing.T) *nodeDriver {
 		unavailable(t, "node not on PATH: %v", err)
 	}
 	dir := clientDir(t)
-	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "replicache", "package.json")); err == nil {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = fmt.Errorf("npm ci: %v\n%s", err, out)
-		}
-	})
+	npmOnce.Do(func() { npmErr = nodeenv.Install(dir) })
 	if npmErr != nil {
 		unavailable(t, "%v", npmErr)
 	}
