@@ -17,7 +17,7 @@ func short(name string, faults ...string) scenario {
 	return scenario{
 		name: name, faults: faults, instances: 2,
 		canvases: 3, goPerCanvas: 2, rcPerCanvas: 1,
-		interval: 80 * time.Millisecond,
+		interval: 100 * time.Millisecond,
 	}
 }
 

@@ -136,7 +136,7 @@ func (sc scenario) run(t *testing.T, seed uint64) outcome {
 
 	out := outcome{Scenario: sc.name, Seed: seed, Faults: faults, Errors: map[string]int{}, ConvByKindMS: map[string]float64{}}
 	inj := &injector{t: t, c: c, rng: rng, gos: gos, canvases: canvases, out: &out}
-	inj.pause(time.Second) // traffic before the first fault
+	inj.pause(700 * time.Millisecond) // traffic before the first fault
 	for _, f := range faults {
 		t.Logf("%s: fault %s", time.Now().Format("15:04:05.000"), f)
 		inj.inject(f)
@@ -148,6 +148,8 @@ func (sc scenario) run(t *testing.T, seed uint64) outcome {
 	if nd != nil {
 		nd.call("stop", nil, 10*time.Second)
 	}
+
+	inj.racedTail(ctx)
 
 	// Every client gets its writes acknowledged (pushes retry by
 	// themselves) and converges, pulling on pokes only.
@@ -246,7 +248,7 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 				return
 			}
 			delete(since, who)
-			lastDiff[who] = fmt.Sprintf("pending %d; %s", pending, diffState(state, want[canvas]))
+			lastDiff[who] = fmt.Sprintf("at %s: pending %d; %s", now.Format("15:04:05.000"), pending, diffState(state, want[canvas]))
 		}
 		for _, g := range gos {
 			s, pending, _, _ := g.snapshot()
@@ -286,6 +288,10 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 			continue
 		}
 		conv[who] = max(0, since[who].Sub(last[cv]))
+		if conv[who] > convergeWithin/2 {
+			t.Logf("%s slow: last write of %s at %s, equal from %s; last seen unequal %s", who, cv,
+				last[cv].Format("15:04:05.000"), since[who].Format("15:04:05.000"), lastDiff[who])
+		}
 	}
 	slices.Sort(stale)
 	return conv, stale
@@ -421,6 +427,64 @@ func (in *injector) inject(f string) {
 		}
 	default:
 		t.Fatalf("unknown fault %q", f)
+	}
+}
+
+// racedTail writes the last few mutations of every canvas while other
+// clients pull hard on every instance: a pull that brings an instance up to
+// a version before that version's notification arrives must not swallow
+// the poke its subscribers need (nothing writes afterwards to cover it up).
+func (in *injector) racedTail(ctx context.Context) {
+	c := in.c
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: c.tr, Timeout: 5 * time.Second}
+	for i, inst := range c.insts {
+		for j, cv := range in.canvases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				group := fmt.Sprintf("racer-%d-%d", i, j)
+				var cookie json.RawMessage
+				var state map[string]any
+				for n := 0; n < 5000; n++ {
+					select {
+					case <-stop:
+						return
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Duration(3+n%10) * time.Millisecond):
+					}
+					if next, nc, err := pullState(ctx, hc, "http://"+inst.addr, cv, group, cookie, state); err == nil {
+						state, cookie = next, nc
+					}
+				}
+			}()
+		}
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for range 3 {
+		for _, cv := range in.canvases {
+			var mine []*goClient
+			for _, g := range in.gos {
+				if g.canvas == cv {
+					mine = append(mine, g)
+				}
+			}
+			if len(mine) > 0 {
+				mine[in.rng.IntN(len(mine))].mutate()
+			}
+		}
+		in.pause(time.Duration(100+in.rng.IntN(150)) * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, g := range in.gos {
+		for time.Now().Before(deadline) {
+			if _, pending, _, _ := g.snapshot(); pending == 0 {
+				break
+			}
+			in.pause(10 * time.Millisecond)
+		}
 	}
 }
 
