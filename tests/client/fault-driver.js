@@ -188,6 +188,7 @@ async function state() {
       acked,
       snapshot: Object.fromEntries(entries),
       errors: c.errors,
+      streamOpen: c.es !== null && c.es.readyState === EventSource.OPEN,
     });
   }
   return {clients: out};

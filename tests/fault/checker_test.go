@@ -32,6 +32,7 @@ const (
 	kindInstanceDiffs = "instance-pull-differs"        // a fresh pull differs from the database
 	kindIsolation     = "canvas-isolation"             // a canvas slowed or failed by another's lock
 	kindStuckPull     = "stuck-canvas-pull"            // a pull of a locked canvas slow or failed
+	kindDrainErrors   = "errors-despite-drain"         // clients saw errors in a drained restart
 )
 
 // ackModel is what one client was told: every mutation up to acked is

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,6 +83,7 @@ var errClientState = errors.New("client state not found")
 // counters are the errors one client saw.
 type counters struct {
 	PushErrors, PullErrors, StreamErrors, Resets int
+	FirstPushErrors                              []string
 }
 
 // goClient speaks the exact Replicache protocol: it pushes its mutations
@@ -110,6 +112,7 @@ type goClient struct {
 	seq   int
 
 	pushCh, pullCh chan struct{}
+	streamOpen     atomic.Bool
 }
 
 type mutation struct {
@@ -229,6 +232,9 @@ func (g *goClient) pushLoop(ctx context.Context) {
 			if err := g.push(ctx, batch); err != nil {
 				g.mu.Lock()
 				g.errs.PushErrors++
+				if len(g.errs.FirstPushErrors) < 3 {
+					g.errs.FirstPushErrors = append(g.errs.FirstPushErrors, time.Now().Format("15:04:05.000 ")+err.Error())
+				}
 				g.mu.Unlock()
 				select {
 				case <-ctx.Done():
@@ -357,6 +363,8 @@ func (g *goClient) stream(ctx context.Context, sc *http.Client) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("events: status %d", resp.StatusCode)
 	}
+	g.streamOpen.Store(true)
+	defer g.streamOpen.Store(false)
 	kick(g.pullCh)
 	br := bufio.NewReader(resp.Body)
 	event := ""

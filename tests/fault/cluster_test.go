@@ -118,6 +118,9 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 			"CANVASD_LOG_LEVEL=warn",
 			"CANVASD_DB_MAX_CONNS=6",
 			"CANVASD_SHUTDOWN_TIMEOUT=5s",
+			// The proxies poll /readyz every 100 ms: a second of drain is
+			// ten polls.
+			"CANVASD_DRAIN_PERIOD=1s",
 			"CANVASD_IDLE_TIMEOUT=3s",
 			"PATH=" + os.Getenv("PATH"),
 		}, o.extraEnv...)
@@ -435,6 +438,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Header = r.Header.Clone()
+		// Push and pull are idempotent in the Replicache protocol: like a
+		// browser, retry one that met a kept-alive connection the server
+		// had just closed (the header itself is not sent).
+		req.Header["Idempotency-Key"] = nil
 		resp, err := p.c.tr.RoundTrip(req)
 		if err != nil {
 			var op *net.OpError

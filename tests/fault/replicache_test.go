@@ -32,13 +32,14 @@ type nodeDriver struct {
 
 // rcClient is one Replicache client's report.
 type rcClient struct {
-	Name     string         `json:"name"`
-	Canvas   string         `json:"canvas"`
-	ClientID string         `json:"clientID"`
-	Pending  int            `json:"pending"`
-	Acked    int64          `json:"acked"`
-	Snapshot map[string]any `json:"snapshot"`
-	Errors   struct {
+	Name       string         `json:"name"`
+	Canvas     string         `json:"canvas"`
+	ClientID   string         `json:"clientID"`
+	Pending    int            `json:"pending"`
+	Acked      int64          `json:"acked"`
+	Snapshot   map[string]any `json:"snapshot"`
+	StreamOpen bool           `json:"streamOpen"`
+	Errors     struct {
 		Push   int `json:"push"`
 		Pull   int `json:"pull"`
 		Stream int `json:"stream"`
