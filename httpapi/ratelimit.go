@@ -168,15 +168,3 @@ func detachStreamSlot(c echo.Context) func() {
 	slot.detached = true
 	return slot.release
 }
-
-// bodyDeadline bounds the time a client may take to send its body, against
-// clients that trickle a body to hold a connection and a goroutine.
-func (s *Server) bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.cfg.BodyReadTimeout <= 0 {
-		return next
-	}
-	return func(c echo.Context) error {
-		_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
-		return next(c)
-	}
-}

@@ -129,6 +129,7 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.guardRequest) // every route, unknown ones too, before authentication
 	e.Use(middleware.Recover())
 	e.Use(s.logRequests)
 	if len(cfg.CORSOrigins) > 0 {
@@ -145,13 +146,13 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	api := e.Group("/api")
 	// Every grant is checked before the handler, so a caller without one
 	// learns nothing about the canvas, not even whether it exists.
-	api.POST("/canvases", s.createCanvas, s.bodyDeadline, s.authorize(accessCreate), s.rateLimit(pushes))
+	api.POST("/canvases", s.createCanvas, s.authorize(accessCreate), s.rateLimit(pushes))
 	api.GET("/canvases/:canvasID", s.getCanvas, s.authorize(accessRead), s.rateLimit(pulls))
-	api.POST("/canvases/:canvasID/replicache/push", s.push, s.observe(metrics.pushSeconds, metrics.pushOutcomes, nil), s.bodyDeadline, s.authorize(accessWrite), s.rateLimit(pushes))
+	api.POST("/canvases/:canvasID/replicache/push", s.push, s.observe(metrics.pushSeconds, metrics.pushOutcomes, nil), s.authorize(accessWrite), s.rateLimit(pushes))
 	// Initial pulls of large canvases are big and compress well; small
 	// patches are not worth the CPU.
 	gzip := middleware.GzipWithConfig(middleware.GzipConfig{Level: 1, MinLength: 4096})
-	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.observe(metrics.pullSeconds, nil, metrics.pullBytes), s.bodyDeadline, s.authorize(accessRead), s.rateLimit(pulls), gzip)
+	api.POST("/canvases/:canvasID/replicache/pull", s.pull, s.observe(metrics.pullSeconds, nil, metrics.pullBytes), s.authorize(accessRead), s.rateLimit(pulls), gzip)
 	api.GET("/canvases/:canvasID/events", s.events, s.authorize(accessEvents), s.limitStreams(newStreams(cfg.MaxStreamsPerUser)))
 	api.GET("/canvases", s.listCanvases, s.authorize(accessList), s.rateLimit(pulls))
 	api.DELETE("/canvases/:canvasID", s.deleteCanvas, s.authorize(accessWrite), s.rateLimit(pushes))
@@ -167,6 +168,7 @@ func (s *Server) MetricsHandler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.guardRequest)
 	e.Use(middleware.Recover())
 	e.GET("/metrics", s.metrics)
 	return e

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canvasd/canvasd/httpapi"
 )
 
 // cpuTime is the CPU time (user + system) this process used so far.
@@ -27,10 +29,19 @@ func cpuTime(t *testing.T) time.Duration {
 // reads up to the first comment, so the stream is running.
 func openRawStream(t *testing.T, url string) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	return openRawStreamAs(t, url, "")
+}
+
+func openRawStreamAs(t *testing.T, url, token string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	auth := ""
+	if token != "" {
+		auth = "Authorization: Bearer " + token + "\r\n"
+	}
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	_, err = io.WriteString(conn, "GET /api/canvases/c/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	_, err = io.WriteString(conn, "GET /api/canvases/c/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"+auth+"\r\n")
 	require.NoError(t, err)
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
 	r := bufio.NewReader(conn)
@@ -168,4 +179,83 @@ func TestJunkFedStreamIsClosed(t *testing.T) {
 	require.NoError(t, conn2.SetReadDeadline(time.Now().Add(3*time.Second)))
 	_, err = io.Copy(io.Discard, conn2)
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the stream stayed open after pipelined input")
+}
+
+// connLifetime sends raw on a new connection, reads the answer and waits
+// for the server to close the connection; it returns the status line and
+// how long the connection lived, or a lifetime past limit if still open.
+func connLifetime(t *testing.T, url, raw string, limit time.Duration) (string, time.Duration) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	_, err = io.WriteString(conn, raw)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(start.Add(limit)))
+	r := bufio.NewReader(conn)
+	status, _ := r.ReadString('\n')
+	_, err = io.Copy(io.Discard, r)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return strings.TrimSpace(status), limit + time.Millisecond
+	}
+	return strings.TrimSpace(status), time.Since(start)
+}
+
+// TestSlowBodiesAreCutOnEveryRoute: every request's body time is bounded
+// on every route, before authentication. A request declaring a body it
+// never sends is answered and its connection closed, whether or not its
+// route reads bodies; a body trickled too slowly is cut at the body read
+// timeout; a request with a Transfer-Encoding (which may hide a
+// Content-Length) has its connection closed after the answer. Event
+// streams, which have no body, are not cut by the body timeout.
+func TestSlowBodiesAreCutOnEveryRoute(t *testing.T) {
+	t.Parallel()
+	const bodyTimeout = 500 * time.Millisecond
+	s, service := authServer(t, func(h *httpapi.Config) {
+		h.BodyReadTimeout = bodyTimeout
+		h.PingInterval = 100 * time.Millisecond
+	})
+	const limit = 5 * time.Second
+	for _, tc := range []struct {
+		name, raw string
+		within    time.Duration
+	}{
+		{"GET with a Content-Length and no body", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 2 * bodyTimeout},
+		{"GET of a canvas, no token", "GET /api/canvases/c HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 2 * bodyTimeout},
+		{"unknown route", "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 2 * bodyTimeout},
+		{"events with a Content-Length", "GET /api/canvases/c/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 2 * bodyTimeout},
+		{"metrics, no token", "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc", 2 * bodyTimeout},
+		{"create, no token, trickled body", "POST /api/canvases HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\"", 2 * bodyTimeout},
+		{"Content-Length and Transfer-Encoding", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 2 * bodyTimeout},
+		{"chunked body never ended", "POST /api/canvases HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n", 2 * bodyTimeout},
+	} {
+		status, lived := connLifetime(t, s.URL, tc.raw, limit)
+		t.Logf("%s: %q, connection lived %v", tc.name, status, lived.Round(time.Millisecond))
+		require.NotEmpty(t, status, tc.name)
+		require.Less(t, lived, tc.within, "%s: connection held open", tc.name)
+	}
+
+	// A body trickled by a token holder is cut at the body timeout too.
+	tok := hsToken(t, "alice", "create", "read:*")
+	status, lived := connLifetime(t, s.URL, "POST /api/canvases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tok+
+		"\r\nContent-Length: 100\r\n\r\n{\"id\":", limit)
+	t.Logf("trickled body with a token: %q, connection lived %v", status, lived.Round(time.Millisecond))
+	require.Less(t, lived, 4*bodyTimeout)
+
+	// An honest keep-alive client is not closed on: two requests on one
+	// connection.
+	for range 2 {
+		status, body := service.Do(t, http.MethodPost, "/api/canvases", `{"title":"t"}`)
+		require.Equal(t, http.StatusCreated, status, string(body))
+	}
+	// A stream outlives the body timeout.
+	conn, r := openRawStreamAs(t, s.URL, hsToken(t, "reader", "read:c"))
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(4*bodyTimeout)))
+	start := time.Now()
+	for time.Since(start) < 3*bodyTimeout {
+		_, err := r.ReadString('\n')
+		require.NoError(t, err, "the stream was cut after %v", time.Since(start))
+	}
 }
