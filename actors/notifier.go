@@ -96,6 +96,13 @@ func (n *notifier) watch(ctx context.Context) {
 				n.pokeLocal(id, v)
 			}
 		}
+		for _, id := range ids {
+			if _, ok := versions[id]; !ok {
+				// Deleted, and the deletion's notification was lost:
+				// end its streams all the same.
+				n.s.canvasDeleted(id)
+			}
+		}
 	}
 }
 

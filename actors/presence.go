@@ -26,6 +26,11 @@ type presenceHub struct {
 	s        *System
 	mu       sync.Mutex
 	canvases map[string]*canvasPresence
+	// known holds the canvases seen to exist, until when, so that posts
+	// skip the canvas actor; drops counts deletions, so that a check that
+	// raced with one does not mark its canvas.
+	known    map[string]time.Time
+	drops    uint64
 	stop     chan struct{}
 	done     sync.WaitGroup
 	once     sync.Once
@@ -60,7 +65,7 @@ type presenceEvent struct {
 }
 
 func newPresenceHub(s *System) *presenceHub {
-	return &presenceHub{s: s, canvases: make(map[string]*canvasPresence), stop: make(chan struct{})}
+	return &presenceHub{s: s, canvases: make(map[string]*canvasPresence), known: make(map[string]time.Time), stop: make(chan struct{})}
 }
 
 func (h *presenceHub) start() {
@@ -193,6 +198,8 @@ func (h *presenceHub) unsubscribe(sub *Subscription) {
 func (h *presenceHub) drop(canvasID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.known, canvasID)
+	h.drops++
 	if cp := h.canvases[canvasID]; cp != nil {
 		// Streams still open are ended by the canvas actor; they are
 		// removed from cp as they close.
@@ -239,6 +246,33 @@ func (h *presenceHub) sweep(now time.Time) {
 		if len(cp.clients) == 0 && len(cp.subs) == 0 && len(cp.streams) == 0 {
 			delete(h.canvases, canvasID)
 		}
+	}
+	for id, until := range h.known {
+		if h.canvases[id] == nil || now.After(until) {
+			delete(h.known, id)
+		}
+	}
+}
+
+// knownFor is how long a canvas seen to exist is taken to exist without
+// asking again (a deletion whose notification was lost is noticed then).
+const knownFor = time.Minute
+
+// isKnown reports whether canvasID was seen to exist, and the deletion
+// count to hand to markKnown.
+func (h *presenceHub) isKnown(canvasID string) (bool, uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Now().Before(h.known[canvasID]), h.drops
+}
+
+// markKnown records that canvasID exists, unless a canvas was deleted
+// since drops was read.
+func (h *presenceHub) markKnown(canvasID string, drops uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.drops == drops {
+		h.known[canvasID] = time.Now().Add(knownFor)
 	}
 }
 
@@ -289,25 +323,30 @@ func (sub *Subscription) TakePresence() [][]byte {
 
 // Presence posts a client's presence on canvasID: state is a JSON object,
 // or nil when the client leaves. It returns canvas.ErrNotFound for a
-// canvas that does not exist (checked once per activation of the canvas,
-// not per post) and ErrPresenceTaken when another user holds clientID.
+// canvas that does not exist (checked at most once a minute per canvas,
+// and then without the database while the canvas actor is active) and
+// ErrPresenceTaken when another user holds clientID.
 func (s *System) Presence(ctx context.Context, canvasID, clientID, user string, state json.RawMessage) error {
 	if s.closed.Load() {
 		return ErrStopped
 	}
-	e := s.dir.acquire(canvasID)
-	if e == nil {
-		return ErrStopped
-	}
-	reply := make(chan error, 1)
-	s.engine.Send(e.pid, &existsMsg{entry: e, reply: reply})
-	select {
-	case err := <-reply:
-		if err != nil {
-			return err
+	known, drops := s.presence.isKnown(canvasID)
+	if !known {
+		e := s.dir.acquire(canvasID)
+		if e == nil {
+			return ErrStopped
 		}
-	case <-ctx.Done():
-		return ctx.Err()
+		reply := make(chan error, 1)
+		s.engine.Send(e.pid, &existsMsg{entry: e, reply: reply})
+		select {
+		case err := <-reply:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.presence.markKnown(canvasID, drops)
 	}
 	return s.presence.update(canvasID, clientID, user, state, true)
 }

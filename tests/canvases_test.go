@@ -233,3 +233,24 @@ func TestDeleteNeedsTheWriteGrant(t *testing.T) {
 	status, _ = service.Do(t, http.MethodGet, "/api/canvases/c", nil)
 	require.Equal(t, http.StatusNotFound, status)
 }
+
+// An instance that never heard of a deletion (its notification lost)
+// still ends the canvas's streams, at the next version check.
+func TestDeletionUnheardEndsStreams(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	s.CreateCanvas(t, "c")
+	events, _ := openClientStream(t, s, "c", "")
+	require.NoError(t, s.Store.DeleteCanvas(context.Background(), "c")) // nobody told
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("stream of a deleted canvas still open")
+		}
+	}
+}
