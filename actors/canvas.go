@@ -88,7 +88,10 @@ type canvasActor struct {
 	// busyRetry is set while pushes wait for a canvas row another session
 	// holds: they are tried again after a pause, and the actor answers
 	// pulls and subscriptions in between.
-	busyRetry     bool
+	busyRetry bool
+	// busy is set while the canvas row was last found locked by another
+	// session.
+	busy          bool
 	pendingPulls  []*pullMsg
 	pullScheduled bool
 	lastCheck     time.Time
@@ -343,20 +346,31 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 			return 0, nil, err
 		}
 	}
-	if a.s.cfg.Versioning == store.PerCanvas {
+	// While another session holds the row, retries go straight to the
+	// row lock: its short wait fails before memory is touched, so memory
+	// need not be read again for every attempt.
+	if a.s.cfg.Versioning == store.PerCanvas && !a.busy {
 		version, results, err = a.commitOptimistic(ctx, batch)
-		if !errors.Is(err, store.ErrStale) && !errors.Is(err, store.ErrBusy) {
+		if errors.Is(err, store.ErrBusy) {
+			// Another session holds the row: the batch is tried again
+			// under the row lock after a pause (retryBusy), the pulls
+			// waiting meanwhile answered first.
+			a.busy = true
 			return version, results, err
 		}
-		// Another instance wrote this canvas since we loaded it, or holds
-		// its row now: redo the batch under the row lock (waited for at
-		// most the lock timeout), on fresh state.
-		a.logger.Debug("canvas written or locked elsewhere, retrying under the row lock", zap.Error(err))
+		if !errors.Is(err, store.ErrStale) {
+			return version, results, err
+		}
+		// Another instance wrote this canvas since we loaded it: redo the
+		// batch under the row lock, on fresh state.
+		a.logger.Debug("canvas written elsewhere, retrying under the row lock")
 		if err := a.load(ctx); err != nil {
 			return 0, nil, err
 		}
 	}
-	return a.commitLocked(ctx, batch)
+	version, results, err = a.commitLocked(ctx, batch)
+	a.busy = errors.Is(err, store.ErrBusy)
+	return version, results, err
 }
 
 // commitOptimistic applies batch to the in-memory canvas and writes it in
@@ -399,7 +413,7 @@ func (a *canvasActor) commitOptimistic(ctx context.Context, batch []*pushMsg) (i
 
 // lockAttempt bounds one wait for a canvas row lock held by another
 // session, so the actor's pulls and subscriptions never wait longer.
-const lockAttempt = 100 * time.Millisecond
+const lockAttempt = 50 * time.Millisecond
 
 // commitLocked takes the canvas row lock (and in global mode the global
 // row lock) first, catches up with what other instances wrote, then applies

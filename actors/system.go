@@ -58,8 +58,10 @@ type Config struct {
 	// another session holds it locked (per-canvas versioning; 0: the
 	// write timeout, in one wait). Past it the push is answered
 	// store.ErrBusy (503). Statements shared by several canvases never
-	// wait on a canvas row, and the canvas's actor waits at most 100 ms at
-	// a time, answering its pulls and subscriptions in between.
+	// wait on a canvas row, and the canvas's actor waits at most 50 ms at
+	// a time, answering its pulls and subscriptions in between. A push
+	// that waits commits as soon as the lock goes, sooner than a client
+	// backing off after a 503 would retry.
 	LockTimeout time.Duration
 	// PokeWindow bounds how long a canvas holds back a poke to coalesce it
 	// with the commits that follow. The window grows with the number of
@@ -105,7 +107,7 @@ func DefaultConfig() Config {
 		MaxBatchPushes:          256,
 		IdleTimeout:             2 * time.Minute,
 		WriteTimeout:            10 * time.Second,
-		LockTimeout:             time.Second,
+		LockTimeout:             2 * time.Second,
 		ChangeLog:               8192,
 		VersionCheck:            time.Second,
 		Committers:              4,

@@ -46,9 +46,14 @@ func timedPush(t *testing.T, s *harness.Server, canvasID, group string, m M) pus
 // One canvas whose row another session holds locked must not slow the
 // others down, although their batches share statements with its batches:
 // their pushes all succeed quickly; the stuck canvas answers 503 with
-// Retry-After at once, its pulls answer its last committed state and its
-// event stream opens at once; and it takes pushes again as soon as the
-// lock goes.
+// Retry-After after the lock timeout, its pulls answer its last committed
+// state and its event stream opens at once; and a push waiting when the
+// lock goes commits right away.
+//
+// The target is 1 s for the other canvases' pushes and the stuck canvas's
+// pulls (logged); the test bounds them by 2 s so that a loaded machine
+// does not fail it, far below the lock hold (3 s) and write timeout
+// (10 s) that they waited for before.
 func TestLockedCanvasDoesNotStallOthers(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
@@ -70,7 +75,10 @@ func TestLockedCanvasDoesNotStallOthers(t *testing.T) {
 	defer func() { _ = tx.Rollback(ctx) }()
 	_, err = tx.Exec(ctx, `SELECT 1 FROM canvases WHERE id = 'stuck' FOR UPDATE`)
 	require.NoError(t, err)
-	const held = 3 * time.Second
+	const (
+		held  = 3 * time.Second
+		bound = 2 * time.Second
+	)
 	lockedAt := time.Now()
 
 	// Every canvas takes pushes for as long as the lock is held.
@@ -100,10 +108,12 @@ func TestLockedCanvasDoesNotStallOthers(t *testing.T) {
 	}
 
 	// Meanwhile the stuck canvas still answers reads at once.
+	var pullMax time.Duration
 	for time.Since(lockedAt) < held-500*time.Millisecond {
 		start := time.Now()
 		p := s.Pull(t, "stuck", "reader", nil)
-		require.Less(t, time.Since(start), time.Second, "pull of the stuck canvas")
+		pullMax = max(pullMax, time.Since(start))
+		require.Less(t, time.Since(start), bound, "pull of the stuck canvas")
 		require.Equal(t, before.Order(t), p.Order(t), "the stuck canvas's last committed state")
 		require.Equal(t, values(t, before), values(t, p))
 
@@ -114,32 +124,44 @@ func TestLockedCanvasDoesNotStallOthers(t *testing.T) {
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Less(t, time.Since(start), time.Second, "event stream of the stuck canvas")
+		require.Less(t, time.Since(start), bound, "event stream of the stuck canvas")
 		cancel()
 		resp.Body.Close()
 		time.Sleep(200 * time.Millisecond)
 	}
 	wg.Wait()
 
+	var pushMax time.Duration
 	for _, id := range ids[1:] {
 		require.NotEmpty(t, results[id])
 		for i, r := range results[id] {
 			require.Equal(t, http.StatusOK, r.status, "canvas %s push %d", id, i)
-			require.Less(t, r.took, time.Second, "canvas %s push %d", id, i)
+			require.Less(t, r.took, bound, "canvas %s push %d", id, i)
+			pushMax = max(pushMax, r.took)
 		}
 	}
+	t.Logf("lock held %s: other canvases' slowest push %s, slowest pull of the stuck canvas %s", held, pushMax, pullMax)
 	for i, r := range results["stuck"] {
 		require.Equal(t, http.StatusServiceUnavailable, r.status, "stuck push %d", i)
 		require.NotEmpty(t, r.retryAfter, "stuck push %d", i)
-		require.Less(t, r.took, 2*time.Second, "stuck push %d (lock timeout 1s)", i)
+		require.Less(t, r.took, 3*time.Second, "stuck push %d (lock timeout 2s)", i)
 	}
 	require.NotEmpty(t, results["stuck"])
 
-	// The lock goes: the stuck canvas takes its push right away.
+	// A push waiting for the row when the lock goes commits right away.
+	busy := s.Sys.Metrics.Busy.Load()
+	waiting := make(chan pushResult, 1)
+	go func() { waiting <- timedPush(t, s, "stuck", "g-stuck", M{2, "w-stuck", "moveNode", move("n", 42, 0)}) }()
+	require.Eventually(t, func() bool { return s.Sys.Metrics.Busy.Load() > busy }, 5*time.Second, 5*time.Millisecond, "the push waits for the row")
 	require.NoError(t, tx.Rollback(ctx))
 	released := time.Now()
-	mustPush(t, s, "stuck", "g-stuck", M{2, "w-stuck", "moveNode", move("n", 42, 0)})
-	require.Less(t, time.Since(released), time.Second)
+	select {
+	case r := <-waiting:
+		require.Equal(t, http.StatusOK, r.status)
+		require.Less(t, time.Since(released), time.Second)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting push was not answered")
+	}
 	require.Equal(t, 42.0, values(t, s.Pull(t, "stuck", "reader", nil))["node/n"]["x"])
-	require.Positive(t, s.Sys.Metrics.Busy.Load())
+	mustPush(t, s, "stuck", "g-stuck", M{3, "w-stuck", "moveNode", move("n", 43, 0)})
 }
