@@ -19,6 +19,7 @@ import (
 	"github.com/canvasd/canvasd/actors"
 	"github.com/canvasd/canvasd/canvas"
 	"github.com/canvasd/canvasd/canvas/store"
+	"github.com/canvasd/canvasd/httpapi/web"
 )
 
 // Config tunes the HTTP layer.
@@ -143,6 +144,7 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	// With authentication on, metrics on the API's listener need the
 	// "metrics" grant; MetricsHandler serves them on a listener of their own.
 	e.GET("/metrics", s.metrics, s.authorize(accessMetrics))
+	web.Mount(e) // the demo canvas app: /, /c/:canvasID, /assets/
 	api := e.Group("/api")
 	// Every grant is checked before the handler, so a caller without one
 	// learns nothing about the canvas, not even whether it exists.
