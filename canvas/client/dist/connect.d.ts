@@ -65,6 +65,11 @@ export declare class CanvasClient extends Replicache<CanvasMutators> {
      * null withdraws it. Calls are throttled: the newest state is sent.
      */
     setPresence(state: PresenceState | null): void;
+    /**
+     * Resolves once the server has acknowledged every local mutation made so
+     * far (rejects after timeoutMs, default 30 s).
+     */
+    whenSynced(timeoutMs?: number): Promise<void>;
     close(): Promise<void>;
 }
 /**

@@ -324,6 +324,7 @@ var CanvasClient = class extends Replicache {
   #presence = null;
   #presenceSent = 0;
   #presenceTimer;
+  #refreshTimer;
   #presenceBusy = false;
   #presenceDirty = false;
   #presenceInterval;
@@ -398,6 +399,20 @@ var CanvasClient = class extends Replicache {
     this.#presenceDirty = true;
     this.#schedulePresence();
   }
+  /**
+   * Resolves once the server has acknowledged every local mutation made so
+   * far (rejects after timeoutMs, default 30 s).
+   */
+  async whenSynced(timeoutMs = 3e4) {
+    const deadline = Date.now() + timeoutMs;
+    for (; ; ) {
+      const n = (await this.experimentalPendingMutations()).length;
+      this.#pending.set(n);
+      if (n === 0) return;
+      if (Date.now() > deadline) throw new Error(`${n} mutations still unacknowledged after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   async close() {
     if (this.#ended) return super.close();
     this.#ended = true;
@@ -405,6 +420,7 @@ var CanvasClient = class extends Replicache {
     for (const t of this.#timers) clearTimeout(t);
     clearInterval(this.#pendingTimer);
     clearTimeout(this.#presenceTimer);
+    clearTimeout(this.#refreshTimer);
     if (typeof window !== "undefined") {
       window.removeEventListener("online", this.#wentOnline);
       window.removeEventListener("offline", this.#wentOffline);
@@ -597,6 +613,7 @@ var CanvasClient = class extends Replicache {
   }
   // ---- presence ----
   #schedulePresence() {
+    clearTimeout(this.#refreshTimer);
     if (this.#ended || this.#presenceBusy || this.#presenceTimer !== void 0) return;
     const wait = Math.max(0, this.#presenceSent + this.#presenceInterval - Date.now());
     this.#presenceTimer = setTimeout(() => {
@@ -606,9 +623,7 @@ var CanvasClient = class extends Replicache {
   }
   async #flushPresence() {
     if (this.#ended) return;
-    if (!this.#presenceDirty) {
-      if (this.#presence === null) return;
-    }
+    if (!this.#presenceDirty && this.#presence === null) return;
     this.#presenceDirty = false;
     this.#presenceBusy = true;
     this.#presenceSent = Date.now();
@@ -620,11 +635,8 @@ var CanvasClient = class extends Replicache {
     }
     if (this.#presenceDirty) this.#schedulePresence();
     else if (this.#presence !== null && !this.#ended) {
-      clearTimeout(this.#presenceTimer);
-      this.#presenceTimer = setTimeout(() => {
-        this.#presenceTimer = void 0;
-        void this.#flushPresence();
-      }, PRESENCE_REFRESH_MS);
+      clearTimeout(this.#refreshTimer);
+      this.#refreshTimer = setTimeout(() => this.#schedulePresence(), PRESENCE_REFRESH_MS);
     }
   }
   async #postPresence(state, keepalive) {

@@ -77,6 +77,7 @@ export class CanvasClient extends Replicache<CanvasMutators> {
   #presence: PresenceState | null = null;
   #presenceSent = 0;
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
   #presenceBusy = false;
   #presenceDirty = false;
   readonly #presenceInterval: number;
@@ -162,6 +163,21 @@ export class CanvasClient extends Replicache<CanvasMutators> {
     this.#schedulePresence();
   }
 
+  /**
+   * Resolves once the server has acknowledged every local mutation made so
+   * far (rejects after timeoutMs, default 30 s).
+   */
+  async whenSynced(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const n = (await this.experimentalPendingMutations()).length;
+      this.#pending.set(n);
+      if (n === 0) return;
+      if (Date.now() > deadline) throw new Error(`${n} mutations still unacknowledged after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   override async close(): Promise<void> {
     if (this.#ended) return super.close();
     this.#ended = true;
@@ -169,6 +185,7 @@ export class CanvasClient extends Replicache<CanvasMutators> {
     for (const t of this.#timers) clearTimeout(t);
     clearInterval(this.#pendingTimer);
     clearTimeout(this.#presenceTimer);
+    clearTimeout(this.#refreshTimer);
     if (typeof window !== 'undefined') {
       window.removeEventListener('online', this.#wentOnline);
       window.removeEventListener('offline', this.#wentOffline);
@@ -378,6 +395,7 @@ export class CanvasClient extends Replicache<CanvasMutators> {
   // ---- presence ----
 
   #schedulePresence(): void {
+    clearTimeout(this.#refreshTimer);
     if (this.#ended || this.#presenceBusy || this.#presenceTimer !== undefined) return;
     const wait = Math.max(0, this.#presenceSent + this.#presenceInterval - Date.now());
     this.#presenceTimer = setTimeout(() => {
@@ -388,10 +406,7 @@ export class CanvasClient extends Replicache<CanvasMutators> {
 
   async #flushPresence(): Promise<void> {
     if (this.#ended) return;
-    if (!this.#presenceDirty) {
-      // Refresh, so the server's presence TTL does not expire a still client.
-      if (this.#presence === null) return;
-    }
+    if (!this.#presenceDirty && this.#presence === null) return;
     this.#presenceDirty = false;
     this.#presenceBusy = true;
     this.#presenceSent = Date.now();
@@ -404,11 +419,10 @@ export class CanvasClient extends Replicache<CanvasMutators> {
     }
     if (this.#presenceDirty) this.#schedulePresence();
     else if (this.#presence !== null && !this.#ended) {
-      clearTimeout(this.#presenceTimer);
-      this.#presenceTimer = setTimeout(() => {
-        this.#presenceTimer = undefined;
-        void this.#flushPresence();
-      }, PRESENCE_REFRESH_MS);
+      // Refreshed now and then, so the server's presence TTL does not
+      // expire a client that sits still.
+      clearTimeout(this.#refreshTimer);
+      this.#refreshTimer = setTimeout(() => this.#schedulePresence(), PRESENCE_REFRESH_MS);
     }
   }
 

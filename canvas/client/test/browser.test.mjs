@@ -160,8 +160,8 @@ test("one browser shows the other's cursor with its name", {skip}, async () => {
   await alice.page.mouse.move(board.x + 420, board.y + 320, {steps: 3});
   const cursor = bob.page.locator('[data-testid="cursor"]:not([hidden])', {hasText: 'Alice'});
   await cursor.waitFor({timeout: WAIT});
-  await alice.page.mouse.move(board.x + 500, board.y + 350, {steps: 3});
   const t0 = await cursor.evaluate((el) => el.style.transform);
+  await alice.page.mouse.move(board.x + 500, board.y + 350, {steps: 3});
   await bob.page.waitForFunction((t) => document.querySelector('[data-testid="cursor"]:not([hidden])')?.style.transform !== t, t0, {timeout: WAIT});
 });
 
