@@ -177,7 +177,9 @@ func chromiumPath(t *testing.T) string {
 
 // TestBrowser drives the demo canvas in Chromium (playwright-core, pinned in
 // canvas/client's lock file): two browser contexts on one canvas of a
-// freshly built canvasd; see canvas/client/test/browser.test.mjs.
+// freshly built canvasd (canvas/client/test/browser.test.mjs). Beside it,
+// the README's client example runs as written against the same server,
+// from the package as npm pack makes it.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	root, dir := clientPackage(t)
@@ -189,8 +191,59 @@ func TestBrowser(t *testing.T) {
 
 	nodeBin, err := exec.LookPath("node")
 	require.NoError(t, err)
-	runNodeTestFiles(t, nodeBin, dir, []string{"CANVASD_URL=" + srv.base, "CHROMIUM=" + chromium}, "test/browser.test.mjs")
+	// The two run side by side; the group returns when both are done.
+	t.Run("group", func(t *testing.T) {
+		t.Run("two people", func(t *testing.T) {
+			t.Parallel()
+			runNodeTestFiles(t, nodeBin, dir, []string{"CANVASD_URL=" + srv.base, "CHROMIUM=" + chromium}, "test/browser.test.mjs")
+		})
+		t.Run("README example", func(t *testing.T) {
+			t.Parallel()
+			readmeExample(t, root, dir, srv.base)
+		})
+	})
 	srv.stop(t)
+}
+
+// readmeExample packs the client package as the README says, installs the
+// tarball into a new app and runs the README's hello.mjs against srv.
+func readmeExample(t *testing.T, root, dir, base string) {
+	watchInputs(t, filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	const marker = "<!-- example: hello.mjs -->\n```js\n"
+	_, rest, ok := bytes.Cut(readme, []byte(marker))
+	require.True(t, ok, "README has no %q block", marker)
+	code, _, ok := bytes.Cut(rest, []byte("\n```"))
+	require.True(t, ok)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	run := func(dir string, env []string, name string, args ...string) string {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		cmd.WaitDelay = 5 * time.Second
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s %v:\n%s", name, args, out)
+		return string(out)
+	}
+	tmp := t.TempDir()
+	// Scripts off: dist/ is committed (and checked fresh by
+	// TestFrontEndAssetsFresh), and the build would rewrite the tree.
+	run(dir, nil, "npm", "pack", "--ignore-scripts", "--pack-destination", tmp)
+	tarballs, err := filepath.Glob(filepath.Join(tmp, "canvasd-client-*.tgz"))
+	require.NoError(t, err)
+	require.Len(t, tarballs, 1)
+	app := filepath.Join(tmp, "app")
+	require.NoError(t, os.MkdirAll(app, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(app, "package.json"), []byte(`{"name":"canvas-app","version":"1.0.0","private":true}`), 0o644))
+	run(app, nil, "npm", "install", "--no-audit", "--no-fund", "--prefer-offline", "replicache@15.3.0", tarballs[0])
+	require.NoError(t, os.WriteFile(filepath.Join(app, "hello.mjs"), code, 0o644))
+	out := run(app, []string{"CANVASD_URL=" + base}, "node", "hello.mjs")
+	t.Logf("node hello.mjs:\n%s", out)
+	require.Contains(t, out, "edge would close a cycle")
+	require.Contains(t, out, "Idea at 40,80")
 }
 
 // runNodeTestFiles runs node --test on the given files with env added.

@@ -52,7 +52,7 @@ func TestRealClient(t *testing.T) {
 	require.FileExists(t, filepath.Join(root, "go.mod"))
 	require.FileExists(t, filepath.Join(clientDir, "package-lock.json"))
 
-	watchInputs(t, filepath.Join(root, "cmd", "canvasd"), clientDir)
+	watchInputs(t, filepath.Join(root, "cmd", "canvasd"), clientDir, filepath.Join(root, "canvas", "client", "dist"))
 	dbURL := freshDatabase(t)
 	bin := buildServer(t, root)
 	srv := startServer(t, bin, dbURL)

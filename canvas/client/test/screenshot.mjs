@@ -33,9 +33,12 @@ try {
       await m.createEdge({id: eid, from, to});
     }
   });
-  await grace.waitForSelector('[data-node-id="launch"]');
-  await grace.reload();
-  await grace.waitForSelector('[data-node-id="launch"]');
+  for (const page of [ada, grace]) {
+    // Reopened, so that the view fits the whole canvas.
+    await page.waitForSelector('[data-node-id="launch"]');
+    await page.reload();
+    await page.waitForSelector('[data-node-id="launch"]');
+  }
   // Grace selects "Sync server" and points at it; Ada moves over "Prototype".
   const box = async (page, nid) => page.locator(`[data-node-id="${nid}"]`).boundingBox();
   const g = await box(grace, 'sync');
