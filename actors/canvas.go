@@ -73,6 +73,10 @@ type canvasActor struct {
 	epoch     string
 	clients   map[string]store.Client
 	groups    map[string]string // client group -> user, for groups bound to this canvas
+	// groupsPurged is the version at which client groups were last
+	// deleted: a pull from an unknown group with an older cookie comes
+	// from a deleted group.
+	groupsPurged int64
 
 	// The pull side: clients by group, the bindings of groups that only
 	// pull, and a log of the rows changed after logFloor, from which
@@ -525,9 +529,11 @@ func (a *canvasActor) load(ctx context.Context) error {
 	a.clients = snap.Clients
 	a.groups = make(map[string]string)
 	a.groupClients = make(map[string][]string)
+	clear(a.pullGroups) // groups may have been deleted since they were read
 	for id, cl := range a.clients {
 		a.groupClients[cl.Group] = append(a.groupClients[cl.Group], id)
 	}
+	a.groupsPurged = snap.Canvas.GroupsPurgedVersion
 	a.epoch = snap.Canvas.Epoch
 	a.version = snap.Canvas.Version
 	a.seen = max(a.seen, a.version)
@@ -550,6 +556,20 @@ func (a *canvasActor) catchUp(ctx context.Context, w *store.WriteTx) error {
 	if err != nil {
 		return err
 	}
+	if since != store.Full && (snap.Canvas.TombstoneHorizon > since || snap.Canvas.GroupsPurgedVersion > since) {
+		// Tombstones written since were purged, or client groups were
+		// deleted: the rows read miss deletions, so read everything.
+		since = store.Full
+		a.state = canvas.NewState(canvas.Meta{ID: a.id})
+		a.clients = make(map[string]store.Client)
+		a.groups = make(map[string]string)
+		a.groupClients = make(map[string][]string)
+		clear(a.pullGroups)
+		if snap, err = w.Since(ctx, since); err != nil {
+			return err
+		}
+	}
+	a.groupsPurged = snap.Canvas.GroupsPurgedVersion
 	a.logger.Debug("caught up with another instance", zap.Int64("from", since), zap.Int64("to", w.Prev))
 	if since == store.Full {
 		a.resetLog(w.Prev)

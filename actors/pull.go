@@ -75,6 +75,7 @@ func (s *System) Pull(ctx context.Context, canvasID, userID, group string, cooki
 	if e == nil {
 		return nil, ErrStopped
 	}
+	s.touches.touch(canvasID, group, time.Now())
 	msg := &pullMsg{entry: e, group: group, userID: userID, cookie: cookie, reply: make(chan pullReply, 1)}
 	s.engine.Send(e.pid, msg)
 	select {
@@ -153,6 +154,11 @@ func (a *canvasActor) refresh() error {
 	if snap.Canvas.Version < a.version {
 		return a.load(ctx) // the database went back (restored?): start over
 	}
+	if snap.Canvas.TombstoneHorizon > a.version || snap.Canvas.GroupsPurgedVersion > a.version {
+		// Tombstones written since were purged, or client groups were
+		// deleted: the rows read miss deletions, so read everything.
+		return a.load(ctx)
+	}
 	a.logger.Debug("read in another instance's writes", zap.Int64("from", a.version), zap.Int64("to", snap.Canvas.Version))
 	a.applyCaughtUp(snap, snap.Canvas.Version)
 	return nil
@@ -188,6 +194,10 @@ func (a *canvasActor) pullFromMemory(msg *pullMsg) (*PullResult, error) {
 	if c := msg.cookie; c != nil {
 		switch {
 		case c.Canvas != a.id || c.Epoch != a.epoch:
+			return nil, canvas.ErrClientStateNotFound
+		case owner.canvas == "" && c.Order < a.groupsPurged:
+			// A group this server does not know, with a cookie from
+			// before client groups were deleted: its group is gone.
 			return nil, canvas.ErrClientStateNotFound
 		case c.Order > a.version || c.Order < a.logFloor:
 			return nil, ErrPullFromStore

@@ -89,7 +89,14 @@ type Config struct {
 	// PurgeBatch is how many rows of each table one purge transaction of
 	// a deleted canvas removes.
 	PurgeBatch int
-	Limits     canvas.Limits
+	// ClientGroupTTL is how long a client group may go unused before it is
+	// deleted with its clients; TombstoneTTL how long a deleted node or
+	// edge is kept for incremental pulls. GCInterval is how often the
+	// collector runs (on one instance at a time); 0 turns it off.
+	ClientGroupTTL time.Duration
+	TombstoneTTL   time.Duration
+	GCInterval     time.Duration
+	Limits         canvas.Limits
 	// Registry receives the system's metrics; nil keeps them in a
 	// registry of their own (never Prometheus's global default).
 	Registry prometheus.Registerer
@@ -116,6 +123,9 @@ func DefaultConfig() Config {
 		PresenceTTL:             30 * time.Second,
 		PresenceInterval:        time.Second / 30,
 		PurgeBatch:              500,
+		ClientGroupTTL:          30 * 24 * time.Hour,
+		TombstoneTTL:            30 * 24 * time.Hour,
+		GCInterval:              time.Hour,
 		Limits:                  canvas.DefaultLimits(),
 	}
 }
@@ -149,6 +159,10 @@ func (c Config) Validate() error {
 		return errors.New("presence interval must not be negative")
 	case c.PurgeBatch < 1:
 		return errors.New("purge batch must be at least 1")
+	case c.ClientGroupTTL < time.Second || c.TombstoneTTL < time.Second:
+		return errors.New("client group and tombstone ttls must be at least 1s")
+	case c.GCInterval < 0:
+		return errors.New("gc interval must not be negative (0: off)")
 	}
 	return nil
 }
@@ -186,6 +200,7 @@ type System struct {
 	startOnce sync.Once
 	wg        sync.WaitGroup
 	closed    atomic.Bool
+	touches   *toucher // client groups in use, written for the collector
 }
 
 // New builds a System; Start runs it.
@@ -199,6 +214,7 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	}
 	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, notify: st.Notify, stopping: make(chan struct{})}
 	s.Metrics.init()
+	s.touches = newToucher(min(cfg.ClientGroupTTL/8, time.Hour))
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -223,8 +239,13 @@ func (s *System) Start(ctx context.Context) error {
 		s.committer.start(s.cfg.Committers)
 		s.presence.start()
 		s.startPurger()
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.sweepLoop()
+		go s.touchLoop()
+		if s.cfg.GCInterval > 0 {
+			s.wg.Add(1)
+			go s.gcLoop()
+		}
 	})
 	return nil
 }
@@ -318,6 +339,7 @@ func (s *System) Push(ctx context.Context, canvasID, userID string, req *canvas.
 	if e == nil {
 		return ErrStopped
 	}
+	s.touches.touch(canvasID, req.ClientGroupID, time.Now())
 	if e.queued.Add(1) > int64(s.cfg.MaxQueuedPushes) {
 		e.queued.Add(-1)
 		s.dir.release(e)

@@ -131,11 +131,13 @@ func (s *Server) pullFromStore(c echo.Context, canvasID, group string, cookie *c
 		return nil, canvas.ErrClientStateNotFound // another user's group
 	case cookie != nil && (cookie.Epoch != res.Canvas.Epoch || cookie.Order > res.Canvas.Version):
 		return nil, canvas.ErrClientStateNotFound // not this canvas's history
+	case cookie != nil && res.GroupCanvas == "" && cookie.Order < res.Canvas.GroupsPurgedVersion:
+		return nil, canvas.ErrClientStateNotFound // a returning client of a deleted group
 	}
 	return &actors.PullResult{
 		Cookie:                canvas.Cookie{Order: res.Canvas.Version, Canvas: canvasID, Epoch: res.Canvas.Epoch},
 		LastMutationIDChanges: res.LastMutationIDs,
-		Patch:                 &actors.Patch{Full: cookie == nil, Changes: res.Changes},
+		Patch:                 &actors.Patch{Full: cookie == nil || res.Reset, Changes: res.Changes},
 	}, nil
 }
 

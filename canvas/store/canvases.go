@@ -20,15 +20,21 @@ type Canvas struct {
 	Version   int64     `json:"version"`
 	Epoch     string    `json:"epoch"`
 	CreatedAt time.Time `json:"createdAt"`
+	// TombstoneHorizon is the newest version of a purged tombstone: the
+	// changes after an older cookie can no longer be read.
+	TombstoneHorizon int64 `json:"-"`
+	// GroupsPurgedVersion is the version at which client groups of the
+	// canvas were last deleted.
+	GroupsPurgedVersion int64 `json:"-"`
 
 	titleVersion int64
 }
 
-const canvasColumns = `id, title, version, epoch, created_at, title_version`
+const canvasColumns = `id, title, version, epoch, created_at, title_version, tombstone_horizon, groups_purged_version`
 
 func scanCanvas(row pgx.Row) (Canvas, error) {
 	var c Canvas
-	err := row.Scan(&c.ID, &c.Title, &c.Version, &c.Epoch, &c.CreatedAt, &c.titleVersion)
+	err := row.Scan(&c.ID, &c.Title, &c.Version, &c.Epoch, &c.CreatedAt, &c.titleVersion, &c.TombstoneHorizon, &c.GroupsPurgedVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, canvas.ErrNotFound
 	}

@@ -42,7 +42,7 @@ const (
 		version = excluded.version, deleted = false
 )`
 	commitDelNodes = `, dn AS (
-	UPDATE nodes n SET deleted = true, version = v.version
+	UPDATE nodes n SET deleted = true, version = v.version, deleted_at = now()
 	FROM unnest(@del_node_canvases::text[], @del_nodes::text[]) AS u(canvas_id, id)
 	JOIN v ON v.id = u.canvas_id
 	WHERE n.canvas_id = u.canvas_id AND n.id = u.id
@@ -56,7 +56,7 @@ const (
 		version = excluded.version, deleted = false
 )`
 	commitDelEdges = `, de AS (
-	UPDATE edges e SET deleted = true, version = v.version
+	UPDATE edges e SET deleted = true, version = v.version, deleted_at = now()
 	FROM unnest(@del_edge_canvases::text[], @del_edges::text[]) AS u(canvas_id, id)
 	JOIN v ON v.id = u.canvas_id
 	WHERE e.canvas_id = u.canvas_id AND e.id = u.id

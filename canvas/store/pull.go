@@ -17,6 +17,10 @@ type PullResult struct {
 	LastMutationIDs map[string]int64
 	// GroupCanvas and GroupUser say where the group is bound ("" if new).
 	GroupCanvas, GroupUser string
+	// Reset is set when since is older than the canvas's tombstone
+	// horizon: deletes after it may be gone, so Changes holds every live
+	// row (a reset patch) and LastMutationIDs every client of the group.
+	Reset bool
 }
 
 // Pull reads, in one REPEATABLE READ snapshot, the canvas row, everything
@@ -41,6 +45,30 @@ func (s *Store) Pull(ctx context.Context, canvasID, groupID string, since int64)
 		_, err := pgx.ForEachRow(rows, []any{&res.GroupCanvas, &res.GroupUser}, func() error { return nil })
 		return err
 	})
+	queuePullRows(b, res, canvasID, groupID, since)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("pull canvas %s: %w", canvasID, err)
+	}
+	if since != Full && since < res.Canvas.TombstoneHorizon {
+		// Tombstones after since were purged: read everything live, in
+		// the same snapshot.
+		since, res.Reset = Full, true
+		res.Changes, res.LastMutationIDs = nil, make(map[string]int64)
+		b = &pgx.Batch{}
+		queuePullRows(b, res, canvasID, groupID, since)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return nil, fmt.Errorf("pull canvas %s: %w", canvasID, err)
+		}
+	}
+	if res.Canvas.titleVersion > since {
+		res.Changes = append(res.Changes, canvas.Change{Kind: canvas.ChangeCanvas, ID: canvasID, Title: res.Canvas.Title})
+	}
+	return res, nil
+}
+
+// queuePullRows queues the reads of the rows written after since and of
+// the group's clients changed after since.
+func queuePullRows(b *pgx.Batch, res *PullResult, canvasID, groupID string, since int64) {
 	queueChanges(b, canvasID, since, &res.Changes)
 	b.Queue(`SELECT id, last_mutation_id FROM clients WHERE canvas_id = $1 AND client_group_id = $2 AND version > $3`,
 		canvasID, groupID, since).Query(func(rows pgx.Rows) error {
@@ -52,11 +80,4 @@ func (s *Store) Pull(ctx context.Context, canvasID, groupID string, since int64)
 		})
 		return err
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("pull canvas %s: %w", canvasID, err)
-	}
-	if res.Canvas.titleVersion > since {
-		res.Changes = append(res.Changes, canvas.Change{Kind: canvas.ChangeCanvas, ID: canvasID, Title: res.Canvas.Title})
-	}
-	return res, nil
 }

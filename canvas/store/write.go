@@ -151,13 +151,13 @@ const (
 		ON CONFLICT (canvas_id, id) DO UPDATE SET kind = excluded.kind, x = excluded.x, y = excluded.y,
 			w = excluded.w, h = excluded.h, title = excluded.title, body = excluded.body,
 			version = excluded.version, deleted = false`
-	deleteNodes = `UPDATE nodes SET deleted = true, version = $2 WHERE canvas_id = $1 AND id = ANY($3::text[])`
+	deleteNodes = `UPDATE nodes SET deleted = true, version = $2, deleted_at = now() WHERE canvas_id = $1 AND id = ANY($3::text[])`
 	upsertEdges = `INSERT INTO edges (canvas_id, id, from_node, to_node, version, deleted)
 		SELECT $1, u.id, u.from_node, u.to_node, $2, false
 		FROM unnest($3::text[], $4::text[], $5::text[]) AS u(id, from_node, to_node)
 		ON CONFLICT (canvas_id, id) DO UPDATE SET from_node = excluded.from_node, to_node = excluded.to_node,
 			version = excluded.version, deleted = false`
-	deleteEdges   = `UPDATE edges SET deleted = true, version = $2 WHERE canvas_id = $1 AND id = ANY($3::text[])`
+	deleteEdges   = `UPDATE edges SET deleted = true, version = $2, deleted_at = now() WHERE canvas_id = $1 AND id = ANY($3::text[])`
 	setTitle      = `UPDATE canvases SET title = $2, title_version = $3 WHERE id = $1`
 	insertGroup   = `INSERT INTO client_groups (canvas_id, id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
 	upsertClients = `INSERT INTO clients (canvas_id, id, client_group_id, last_mutation_id, version)
