@@ -18,7 +18,7 @@ type Metrics struct {
 	Statements        atomic.Int64 // statements writing canvas batches (many canvases each)
 	WriteErrors       atomic.Int64 // write transactions failed
 	Overloaded        atomic.Int64 // pushes refused for a full canvas queue
-	Busy              atomic.Int64 // canvas batches refused because another session held the canvas row
+	Busy              atomic.Int64 // write attempts that found the canvas row held by another session
 	Pokes             atomic.Int64 // pokes handed to subscribers
 	NotifySent        atomic.Int64 // pg_notify calls by the notifier
 	NotifyReceived    atomic.Int64 // notifications from other instances
@@ -111,7 +111,7 @@ var atomicMetrics = []atomicMetric{
 		func(m *Metrics) float64 { return load(&m.WriteErrors) }, nil},
 	{desc("canvasd_pushes_overloaded_total", "Pushes refused because their canvas queue was full."), prometheus.CounterValue,
 		func(m *Metrics) float64 { return load(&m.Overloaded) }, nil},
-	{desc("canvasd_canvas_busy_total", "Canvas batches refused (503) because another session held the canvas row past the lock timeout."), prometheus.CounterValue,
+	{desc("canvasd_canvas_busy_total", "Attempts to write a canvas that found its row held by another session (each waits at most 50 ms; a push still waiting after the lock timeout is answered 503)."), prometheus.CounterValue,
 		func(m *Metrics) float64 { return load(&m.Busy) }, nil},
 	{desc("canvasd_pokes_total", "Pokes handed to SSE subscribers."), prometheus.CounterValue,
 		func(m *Metrics) float64 { return load(&m.Pokes) }, nil},
