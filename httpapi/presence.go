@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/canvasd/canvasd/actors"
@@ -25,8 +26,8 @@ const MaxPresenceState = 2048
 const maxPresenceBody = 16 << 10
 
 type presenceRequest struct {
-	ClientID *string         `json:"clientID"`
-	State    json.RawMessage `json:"state"`
+	ClientID *string        `json:"clientID"`
+	State    jsontext.Value `json:"state"`
 }
 
 // presence posts a client's presence: {"clientID", "state": object|null}.
@@ -65,18 +66,13 @@ func (s *Server) presence(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// decodePresence reads a presence body: exactly one JSON object with a
-// valid clientID and a state that is an object of at most
-// MaxPresenceState bytes (compacted) or null; no other field, no
-// duplicate key at any depth, nothing after it. A nil state means null.
+// decodePresence reads a presence body with canvas.DecodeJSON (exactly
+// one JSON object, no other field, no duplicate key at any depth, nothing
+// after it): a valid clientID and a state that is an object of at most
+// MaxPresenceState bytes (compacted) or null. A nil state means null.
 func decodePresence(body []byte) (string, json.RawMessage, error) {
-	if err := strictJSON(body); err != nil {
-		return "", nil, err
-	}
 	var req presenceRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := canvas.DecodeJSON(body, &req); err != nil {
 		return "", nil, err
 	}
 	if req.ClientID == nil || !canvas.ValidID(*req.ClientID) {
@@ -100,65 +96,4 @@ func decodePresence(body []byte) (string, json.RawMessage, error) {
 		return "", nil, fmt.Errorf("state is %d bytes, at most %d are allowed", compact.Len(), MaxPresenceState)
 	}
 	return *req.ClientID, compact.Bytes(), nil
-}
-
-// maxJSONDepth bounds the nesting strictJSON accepts.
-const maxJSONDepth = 64
-
-// strictJSON accepts exactly one JSON value with nothing but whitespace
-// after it, no object with a key twice (at any depth: decoders disagree
-// on which one wins) and nesting of at most maxJSONDepth.
-func strictJSON(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := strictValue(dec, 0); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
-}
-
-func strictValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return errors.New("empty body: a JSON object is required")
-		}
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if depth >= maxJSONDepth {
-		return fmt.Errorf("JSON nested deeper than %d levels", maxJSONDepth)
-	}
-	switch d {
-	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := k.(string)
-			if seen[key] {
-				return fmt.Errorf("duplicate key %q", key)
-			}
-			seen[key] = true
-			if err := strictValue(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	case '[':
-		for dec.More() {
-			if err := strictValue(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	_, err = dec.Token() // the closing delimiter
-	return err
 }
