@@ -188,6 +188,13 @@ func TestBrowser(t *testing.T) {
 	dbURL := freshDatabase(t)
 	bin := buildServer(t, root)
 	srv := startServer(t, bin, dbURL)
+	// A second instance on the same database, with authentication on.
+	secret := "CANVASD_JWT_SECRET=" + randomHex(t, 32)
+	authed := startServer(t, bin, dbURL, secret)
+	mint := exec.Command(bin, "token", "--sub", "alice", "--grant", "*", "--ttl", "1h")
+	mint.Env = append(os.Environ(), secret)
+	tok, err := mint.Output()
+	require.NoError(t, err, "canvasd token")
 
 	nodeBin, err := exec.LookPath("node")
 	require.NoError(t, err)
@@ -195,13 +202,15 @@ func TestBrowser(t *testing.T) {
 	t.Run("group", func(t *testing.T) {
 		t.Run("two people", func(t *testing.T) {
 			t.Parallel()
-			runNodeTestFiles(t, nodeBin, dir, []string{"CANVASD_URL=" + srv.base, "CHROMIUM=" + chromium}, "test/browser.test.mjs")
+			runNodeTestFiles(t, nodeBin, dir, []string{"CANVASD_URL=" + srv.base, "CHROMIUM=" + chromium,
+				"CANVASD_AUTH_URL=" + authed.base, "CANVASD_TOKEN=" + string(bytes.TrimSpace(tok))}, "test/browser.test.mjs")
 		})
 		t.Run("README example", func(t *testing.T) {
 			t.Parallel()
 			readmeExample(t, root, dir, srv.base)
 		})
 	})
+	authed.stop(t)
 	srv.stop(t)
 }
 

@@ -162,7 +162,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startServer(t *testing.T, bin, dbURL string) *server {
+func startServer(t *testing.T, bin, dbURL string, env ...string) *server {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	logPath := filepath.Join(t.TempDir(), "canvasd.log")
@@ -170,7 +170,7 @@ func startServer(t *testing.T, bin, dbURL string) *server {
 	require.NoError(t, err)
 
 	cmd := exec.Command(bin, "--addr", addr, "--database-url", dbURL)
-	cmd.Env = append(os.Environ(), "CANVASD_ADDR="+addr, "DATABASE_URL="+dbURL)
+	cmd.Env = append(append(os.Environ(), "CANVASD_ADDR="+addr, "DATABASE_URL="+dbURL), env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	require.NoError(t, cmd.Start(), "start canvasd")

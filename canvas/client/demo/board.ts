@@ -1,7 +1,7 @@
 // One canvas: nodes as cards, edges as arrows, live cursors, pan and zoom.
 import {connect, wouldCycle, type Edge, type Node, type Peer} from '../src/index.js';
 import {ICONS, h, icon, s, toast} from './dom.js';
-import {api, colorFor, displayName, errorOf, initials, newID, setDisplayName, token} from './session.js';
+import {api, colorFor, displayName, errorOf, initials, newID, setDisplayName, token, tokenUser} from './session.js';
 
 type Presence = {name: string; color: string; x?: number; y?: number; sel?: string[]};
 
@@ -40,7 +40,8 @@ export async function openBoard(app: HTMLElement, canvasID: string, help: Helper
   const client = await connect({
     canvasID,
     auth: () => token(),
-    userID: token() ? 'user' : 'anon',
+    // Each user's local data apart: a client group belongs to one user.
+    userID: tokenUser() ?? 'anon',
     readyTimeout: 3000,
   });
   (window as unknown as {canvasd: unknown}).canvasd = {client};

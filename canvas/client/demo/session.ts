@@ -36,6 +36,21 @@ export function token(): string | undefined {
   return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
 }
 
+/**
+ * The token's subject (its user), read without verifying it — only to keep
+ * each user's local data apart; the server does the verifying.
+ */
+export function tokenUser(): string | undefined {
+  const part = token()?.split('.')[1];
+  if (!part) return undefined;
+  try {
+    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof claims.sub === 'string' ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function setToken(t: string): void {
   if (t) sessionStorage.setItem(TOKEN_KEY, t);
   else sessionStorage.removeItem(TOKEN_KEY);

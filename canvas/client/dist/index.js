@@ -348,6 +348,13 @@ var CanvasClient = class extends Replicache {
     this.#auth = opts.auth;
     this.#presenceInterval = opts.presenceInterval ?? 50;
     if (typeof opts.auth === "string") this.#token = opts.auth;
+    else if (typeof opts.auth === "function") {
+      try {
+        const t = opts.auth();
+        if (typeof t === "string") this.#token = t;
+      } catch {
+      }
+    }
     if (this.#token) this.auth = `Bearer ${this.#token}`;
     this.getAuth = async () => {
       const t = await this.#refreshToken();

@@ -102,6 +102,15 @@ export class CanvasClient extends Replicache<CanvasMutators> {
     this.#auth = opts.auth;
     this.#presenceInterval = opts.presenceInterval ?? 50;
     if (typeof opts.auth === 'string') this.#token = opts.auth;
+    else if (typeof opts.auth === 'function') {
+      // A token at hand now saves the first requests a 401 round trip.
+      try {
+        const t = opts.auth();
+        if (typeof t === 'string') this.#token = t;
+      } catch {
+        // asked again on the first 401
+      }
+    }
     if (this.#token) this.auth = `Bearer ${this.#token}`;
     // Replicache asks for new auth when push or pull answers 401.
     this.getAuth = async () => {

@@ -193,3 +193,38 @@ test('offline edits are kept, counted, and converge once back online', {skip}, a
   assert.equal(a.kv['node/c2'].title, 'Renamed online');
   await bob.page.waitForFunction(() => document.querySelector('[data-testid="status"]').dataset.pending === '0', null, {timeout: WAIT});
 });
+
+test('with authentication on, the page asks for a token, or takes it from #token=', {skip: skip || (process.env.CANVASD_AUTH_URL ? false : 'CANVASD_AUTH_URL not set')}, async () => {
+  const authBase = process.env.CANVASD_AUTH_URL.replace(/\/+$/, '');
+  const tok = process.env.CANVASD_TOKEN;
+  const ctx1 = await browser.newContext({viewport: {width: 1100, height: 700}});
+  const ctx2 = await browser.newContext({viewport: {width: 1100, height: 700}});
+  try {
+    // No token: the list answers 401 and the page asks for one.
+    const p1 = await ctx1.newPage();
+    await p1.goto(`${authBase}/`);
+    const input = p1.getByTestId('token-input');
+    await input.waitFor({timeout: WAIT});
+    await input.fill(tok);
+    await input.press('Enter');
+    await p1.getByTestId('canvas-list').waitFor({timeout: WAIT});
+    await p1.getByTestId('new-title').fill('Signed in');
+    await p1.getByTestId('create-canvas').click();
+    await p1.waitForURL(/\/c\/[A-Za-z0-9_-]+$/, {timeout: WAIT});
+    await waitStatus(p1, 'Live');
+    const id = new URL(p1.url()).pathname.split('/').pop();
+    await p1.getByTestId('add-node').click();
+    await p1.locator('[data-node-id]').first().waitFor();
+
+    // With #token= the second person goes straight in; the token leaves the address.
+    const p2 = await ctx2.newPage();
+    await p2.goto(`${authBase}/c/${id}#token=${encodeURIComponent(tok)}&name=Carol`);
+    await p2.locator('[data-node-id]').first().waitFor({timeout: WAIT});
+    await waitStatus(p2, 'Live');
+    assert.ok(!p2.url().includes('token'), `token left in the address: ${p2.url()}`);
+    assert.equal(await p2.getByTestId('canvas-title').inputValue(), 'Signed in');
+  } finally {
+    await ctx1.close();
+    await ctx2.close();
+  }
+});
