@@ -39,6 +39,21 @@ func checkInvariants(t testing.TB, s *State, lim Limits) {
 	if s.nnodes > lim.MaxNodes || len(s.edges) > lim.MaxEdges {
 		t.Fatalf("limits exceeded: %d nodes, %d edges", s.nnodes, len(s.edges))
 	}
+	var bytes int64
+	for _, sl := range s.slots {
+		if sl.live {
+			bytes += NodeBytes(sl.node)
+		}
+	}
+	for _, e := range s.edges {
+		bytes += EdgeBytes(e)
+	}
+	if bytes != s.bytes {
+		t.Fatalf("byte count %d, content %d", s.bytes, bytes)
+	}
+	if lim.MaxBytes > 0 && s.bytes > lim.MaxBytes {
+		t.Fatalf("byte budget %d exceeded: %d", lim.MaxBytes, s.bytes)
+	}
 	pairs := map[pair]int{}
 	indeg := map[string]int{}
 	for id, e := range s.edges {
@@ -96,6 +111,7 @@ func fuzzLimits() Limits {
 	lim := DefaultLimits()
 	lim.MaxNodes = 6
 	lim.MaxEdges = 5
+	lim.MaxBytes = 1500 // the start state takes 5 nodes' and 2 edges' worth
 	return lim
 }
 

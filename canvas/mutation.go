@@ -17,11 +17,40 @@ type Limits struct {
 	MaxSize  float64 // w, h (exclusive lower bound 0)
 	MaxNodes int     // live nodes per canvas
 	MaxEdges int     // live edges per canvas
+	// MaxBytes is the per-canvas byte budget: the content of the live
+	// nodes and edges as ContentBytes counts it (close to the size of the
+	// canvas's initial pull). A mutation that would grow a canvas past it
+	// is refused (a permanent error). 0: no budget.
+	MaxBytes int64
 }
 
 // DefaultLimits are the limits of DESIGN.md.
 func DefaultLimits() Limits {
-	return Limits{MaxTitle: 200, MaxBody: 64 << 10, MaxCoord: 1e7, MaxSize: 1e5, MaxNodes: 50_000, MaxEdges: 100_000}
+	return Limits{MaxTitle: 200, MaxBody: 64 << 10, MaxCoord: 1e7, MaxSize: 1e5, MaxNodes: 50_000, MaxEdges: 100_000,
+		MaxBytes: DefaultMaxBytes}
+}
+
+// DefaultMaxBytes is the default per-canvas byte budget. The node and edge
+// counts alone fill about 14 MiB of it (50,000 small nodes, 100,000
+// edges); past that, text. See the README (Security) for the memory a full
+// canvas takes.
+const DefaultMaxBytes = 16 << 20
+
+// Per-item overheads of ContentBytes: the key, the numbers and the JSON
+// punctuation of a node or edge in a patch, roughly.
+const (
+	nodeOverhead = 96
+	edgeOverhead = 48
+)
+
+// NodeBytes is what a node counts against the byte budget.
+func NodeBytes(n Node) int64 {
+	return int64(nodeOverhead + 2*len(n.ID) + len(n.Kind) + len(n.Title) + len(n.Body))
+}
+
+// EdgeBytes is what an edge counts against the byte budget.
+func EdgeBytes(e Edge) int64 {
+	return int64(edgeOverhead + 2*len(e.ID) + len(e.From) + len(e.To))
 }
 
 // Mutator names, as sent by the client.

@@ -1,6 +1,9 @@
 package canvas
 
-import "slices"
+import (
+	"slices"
+	"strconv"
+)
 
 // State is the live content of one canvas in memory: its meta, live nodes and
 // live edges, with the adjacency needed for the acyclic check. It is not safe
@@ -12,7 +15,10 @@ type State struct {
 	// must still be kept so that removing it later is exact.
 	slots  map[string]*slot
 	nnodes int
-	edges  map[string]Edge
+	// bytes is the content of the live nodes and edges, as NodeBytes and
+	// EdgeBytes count it: what the byte budget bounds.
+	bytes int64
+	edges map[string]Edge
 	// pairs counts live edges per from→to; a count rather than a set because
 	// Load may bring in duplicates, and deleting one must not forget the
 	// other.
@@ -74,8 +80,11 @@ func (s *State) putNode(n Node) {
 	if !sl.live {
 		sl.live = true
 		s.nnodes++
+	} else {
+		s.bytes -= NodeBytes(sl.node)
 	}
 	sl.node = n
+	s.bytes += NodeBytes(n)
 }
 
 func (s *State) removeNode(id string) {
@@ -84,6 +93,7 @@ func (s *State) removeNode(id string) {
 		return
 	}
 	sl.live = false
+	s.bytes -= NodeBytes(sl.node)
 	sl.node = Node{}
 	s.nnodes--
 	s.gc(id, sl)
@@ -94,6 +104,7 @@ func (s *State) putEdge(e Edge) {
 		s.removeEdge(e.ID)
 	}
 	s.edges[e.ID] = e
+	s.bytes += EdgeBytes(e)
 	from, to := s.slot(e.From), s.slot(e.To)
 	if from.out == nil {
 		from.out = make(map[string]*slot, 1)
@@ -112,6 +123,7 @@ func (s *State) removeEdge(id string) {
 		return
 	}
 	delete(s.edges, id)
+	s.bytes -= EdgeBytes(e)
 	if from := s.slots[e.From]; from != nil {
 		delete(from.out, id)
 		s.gc(e.From, from)
@@ -180,9 +192,9 @@ func (s *State) Apply(op Op, lim Limits, out []Change) ([]Change, error) {
 	case *CreateNode:
 		return s.createNode(*op, lim, out)
 	case UpdateNode:
-		return s.updateNode(op, out)
+		return s.updateNode(op, lim, out)
 	case *UpdateNode:
-		return s.updateNode(*op, out)
+		return s.updateNode(*op, lim, out)
 	case MoveNode:
 		return s.moveNode(op, out)
 	case *MoveNode:
@@ -217,16 +229,38 @@ func (s *State) createNode(op CreateNode, lim Limits, out []Change) ([]Change, e
 	if s.nnodes >= lim.MaxNodes {
 		return out, ruleErr(MutCreateNode, "canvas has too many nodes")
 	}
+	if s.overBudget(NodeBytes(n), lim) {
+		return out, ruleErr(MutCreateNode, overBudget(lim))
+	}
 	s.putNode(n)
 	return append(out, Change{Kind: ChangeNode, ID: n.ID, Node: n}), nil
 }
 
-func (s *State) updateNode(op UpdateNode, out []Change) ([]Change, error) {
+func (s *State) updateNode(op UpdateNode, lim Limits, out []Change) ([]Change, error) {
 	sl := s.liveNode(op.ID)
 	if sl == nil {
 		return out, ruleErr(MutUpdateNode, "node "+op.ID+" does not exist")
 	}
 	n := &sl.node
+	if lim.MaxBytes > 0 && (op.Title != nil || op.Body != nil || op.Kind != nil) {
+		next := *n
+		if op.Kind != nil {
+			next.Kind = *op.Kind
+		}
+		if op.Title != nil {
+			next.Title = *op.Title
+		}
+		if op.Body != nil {
+			next.Body = *op.Body
+		}
+		// Only growth is refused: a canvas over its budget (a lowered
+		// budget, rows loaded from the store) can still shrink.
+		if grow := NodeBytes(next) - NodeBytes(*n); grow > 0 && s.overBudget(grow, lim) {
+			return out, ruleErr(MutUpdateNode, overBudget(lim))
+		}
+	}
+	before := NodeBytes(*n)
+	defer func() { s.bytes += NodeBytes(*n) - before }()
 	if op.Kind != nil {
 		n.Kind = *op.Kind
 	}
@@ -308,6 +342,9 @@ func (s *State) createEdge(e Edge, lim Limits, out []Change) ([]Change, error) {
 	if s.reaches(to, e.From) {
 		return out, ruleErr(MutCreateEdge, "edge would close a cycle")
 	}
+	if s.overBudget(EdgeBytes(e), lim) {
+		return out, ruleErr(MutCreateEdge, overBudget(lim))
+	}
 	s.putEdge(e)
 	return append(out, Change{Kind: ChangeEdge, ID: e.ID, Edge: e}), nil
 }
@@ -376,6 +413,20 @@ func (s *State) Node(id string) (Node, bool) {
 func (s *State) Edge(id string) (Edge, bool) {
 	e, ok := s.edges[id]
 	return e, ok
+}
+
+// Bytes returns the content of the live nodes and edges, as the byte
+// budget counts it.
+func (s *State) Bytes() int64 { return s.bytes }
+
+// overBudget reports whether growing the canvas by grow bytes passes its
+// byte budget.
+func (s *State) overBudget(grow int64, lim Limits) bool {
+	return lim.MaxBytes > 0 && s.bytes+grow > lim.MaxBytes
+}
+
+func overBudget(lim Limits) string {
+	return "canvas would pass its byte budget of " + strconv.FormatInt(lim.MaxBytes, 10) + " bytes"
 }
 
 // Len returns the number of live nodes and edges.

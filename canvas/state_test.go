@@ -3,6 +3,7 @@ package canvas
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -399,4 +400,63 @@ func TestLoadDuplicatePairs(t *testing.T) {
 	s.Load(Change{Kind: ChangeEdge, ID: "e1", Deleted: true})
 	_, err := apply(s, DefaultLimits(), "createEdge", edgeArgsJSON("e3", "a", "b"))
 	requireRule(t, err, "already exists")
+}
+
+// TestByteBudget: a canvas cannot grow past its byte budget by creating
+// nodes or edges or by growing a node's text; every refusal is a rule
+// error (permanent), shrinking is always allowed, deletions give bytes
+// back, and the count matches the content.
+func TestByteBudget(t *testing.T) {
+	t.Parallel()
+	lim := DefaultLimits()
+	lim.MaxBytes = 2000
+	s := NewState(Meta{ID: "c"})
+	body := strings.Repeat("b", 500)
+	var err error
+	n := 0
+	for ; n < 10; n++ {
+		_, err = s.Apply(CreateNode{Node{ID: fmt.Sprintf("n%d", n), Kind: "k", W: 1, H: 1, Body: body}}, lim, nil)
+		if err != nil {
+			break
+		}
+	}
+	require.Error(t, err)
+	require.True(t, IsRuleError(err))
+	require.Contains(t, err.Error(), "byte budget")
+	require.Equal(t, 3, n, "three nodes of ~600 bytes fit in 2000")
+	require.LessOrEqual(t, s.Bytes(), lim.MaxBytes)
+	full := s.Bytes()
+
+	big := strings.Repeat("x", 1000)
+	_, err = s.Apply(UpdateNode{ID: "n0", Body: &big}, lim, nil)
+	require.True(t, IsRuleError(err), "growing a node's text past the budget")
+	require.Equal(t, full, s.Bytes())
+	_, err = s.Apply(CreateEdge{Edge{ID: "e", From: "n0", To: "n1"}}, lim, nil)
+	require.NoError(t, err, "a small edge still fits")
+	_, err = s.Apply(CreateEdge{Edge{ID: strings.Repeat("e", 64), From: "n1", To: "n2"}}, lim, nil)
+	require.True(t, IsRuleError(err), "an edge past the budget")
+	small := "s"
+	_, err = s.Apply(UpdateNode{ID: "n0", Body: &small}, lim, nil)
+	require.NoError(t, err, "shrinking is allowed")
+	require.Less(t, s.Bytes(), full)
+	_, err = s.Apply(DeleteNode{ID: "n1"}, lim, nil)
+	require.NoError(t, err)
+	var want int64
+	for _, id := range []string{"n0", "n2"} {
+		nd, ok := s.Node(id)
+		require.True(t, ok)
+		want += NodeBytes(nd)
+	}
+	require.Equal(t, want, s.Bytes(), "deletions (the node and its edge) give their bytes back")
+
+	// Loaded rows count too, even past the budget; only growth is refused.
+	s2 := NewState(Meta{ID: "c"})
+	for i := range 5 {
+		s2.Load(Change{Kind: ChangeNode, ID: fmt.Sprintf("n%d", i), Node: Node{ID: fmt.Sprintf("n%d", i), Kind: "k", Body: body}})
+	}
+	require.Greater(t, s2.Bytes(), lim.MaxBytes)
+	_, err = s2.Apply(MoveNode{ID: "n0", X: 1, Y: 1}, lim, nil)
+	require.NoError(t, err, "moving does not grow")
+	_, err = s2.Apply(CreateNode{Node{ID: "z", Kind: "k", W: 1, H: 1}}, lim, nil)
+	require.True(t, IsRuleError(err))
 }

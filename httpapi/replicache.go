@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -77,19 +79,23 @@ func (s *Server) pull(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.pullResponse(c, id, body)
+	res, err := s.pullResult(c, id, body)
 	if err != nil {
 		if ok, rerr := replyProtocolError(c, err); ok {
 			return rerr
 		}
 		return err
 	}
-	return c.JSONBlob(http.StatusOK, resp)
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().WriteHeader(http.StatusOK)
+	// A write error is the client gone: nobody left to answer.
+	_ = writePullResponse(c.Response(), res)
+	return nil
 }
 
-// pullResponse answers a pull from the canvas actor's memory when it can
+// pullResult answers a pull from the canvas actor's memory when it can
 // place the cookie there, else from one snapshot of the database.
-func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) ([]byte, error) {
+func (s *Server) pullResult(c echo.Context, canvasID string, body []byte) (*actors.PullResult, error) {
 	req, err := canvas.DecodePull(body)
 	if err != nil {
 		return nil, err
@@ -111,7 +117,7 @@ func (s *Server) pullResponse(c echo.Context, canvasID string, body []byte) ([]b
 	if err != nil {
 		return nil, err
 	}
-	return encodePullResponse(res)
+	return res, nil
 }
 
 // pullFromStore reads a pull from one REPEATABLE READ snapshot.
@@ -141,12 +147,41 @@ func (s *Server) pullFromStore(c echo.Context, canvasID, group string, cookie *c
 	}, nil
 }
 
-// encodePullResponse writes a PullResponseOKV1. The patch is encoded once
-// per Patch, however many clients share it.
-func encodePullResponse(res *actors.PullResult) ([]byte, error) {
+// sharedPatchMaxBytes: a full patch (an initial pull) larger than this,
+// as the byte budget counts it, is encoded straight into the response
+// through a small buffer, instead of into one byte slice kept for the
+// other pulls of the same version and copied once more into the response:
+// an initial pull of a large canvas then holds no copy of its encoding.
+// Smaller ones (and every incremental patch) are encoded once and shared.
+const sharedPatchMaxBytes = 256 << 10
+
+// streamPatch reports whether p is a full patch too large to share.
+func streamPatch(p *actors.Patch) bool {
+	if !p.Full {
+		return false
+	}
+	var n int64
+	for i := range p.Changes {
+		switch ch := &p.Changes[i]; ch.Kind {
+		case canvas.ChangeNode:
+			n += canvas.NodeBytes(ch.Node)
+		case canvas.ChangeEdge:
+			n += canvas.EdgeBytes(ch.Edge)
+		default:
+			n += int64(len(ch.Title)) + 64
+		}
+		if n > sharedPatchMaxBytes {
+			return true
+		}
+	}
+	return false
+}
+
+// writePullResponse writes a PullResponseOKV1 to w.
+func writePullResponse(w io.Writer, res *actors.PullResult) error {
 	cookie, err := json.Marshal(res.Cookie)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	lmids := res.LastMutationIDChanges
 	if lmids == nil {
@@ -154,18 +189,40 @@ func encodePullResponse(res *actors.PullResult) ([]byte, error) {
 	}
 	changes, err := json.Marshal(lmids)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	patch := res.Patch.JSON(encodePatch)
-	out := make([]byte, 0, len(patch)+len(cookie)+len(changes)+64)
-	out = append(out, `{"cookie":`...)
-	out = append(out, cookie...)
-	out = append(out, `,"lastMutationIDChanges":`...)
-	out = append(out, changes...)
-	out = append(out, `,"patch":`...)
-	out = append(out, patch...)
-	out = append(out, '}')
-	return out, nil
+	bw := bufio.NewWriterSize(w, 32<<10)
+	_, _ = bw.WriteString(`{"cookie":`)
+	_, _ = bw.Write(cookie)
+	_, _ = bw.WriteString(`,"lastMutationIDChanges":`)
+	_, _ = bw.Write(changes)
+	_, _ = bw.WriteString(`,"patch":`)
+	if p := res.Patch; streamPatch(p) {
+		writePatch(bw, true, p.Changes)
+	} else {
+		_, _ = bw.Write(p.JSON(encodePatch))
+	}
+	_ = bw.WriteByte('}')
+	return bw.Flush() // a bufio.Writer keeps its first error
+}
+
+// writePatch streams a patch array to w: clear first for a full patch.
+func writePatch(w *bufio.Writer, full bool, changes []canvas.Change) {
+	var op bytes.Buffer
+	enc := json.NewEncoder(&op)
+	_ = w.WriteByte('[')
+	if full {
+		_, _ = w.WriteString(`{"op":"clear"}`)
+	}
+	for i, ch := range changes {
+		if i > 0 || full {
+			_ = w.WriteByte(',')
+		}
+		op.Reset()
+		_ = enc.Encode(ch.PatchOp())            // values are plain structs: cannot fail
+		_, _ = w.Write(op.Bytes()[:op.Len()-1]) // without the encoder's newline
+	}
+	_ = w.WriteByte(']')
 }
 
 // encodePatch encodes a patch array: clear first for a full patch.

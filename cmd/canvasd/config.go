@@ -91,6 +91,9 @@ func parseConfig(args []string) (*config, error) {
 	num(&cfg.Actors.MaxQueuedPushes, "max-queued-pushes", "CANVASD_MAX_QUEUED_PUSHES", cfg.Actors.MaxQueuedPushes, "pushes waiting on one canvas before 503")
 	num(&cfg.Actors.MaxBatchPushes, "max-batch-pushes", "CANVASD_MAX_BATCH_PUSHES", cfg.Actors.MaxBatchPushes, "pushes committed in one transaction at most")
 	num(&cfg.HTTP.MaxMutationsPerPush, "max-mutations-per-push", "CANVASD_MAX_MUTATIONS_PER_PUSH", cfg.HTTP.MaxMutationsPerPush, "mutations in one push at most")
+	var maxCanvasBytes int
+	num(&maxCanvasBytes, "max-canvas-bytes", "CANVASD_MAX_CANVAS_BYTES", int(cfg.Actors.Limits.MaxBytes),
+		"byte budget of one canvas's content (nodes, edges, their text); a mutation growing a canvas past it is refused (0: none; see the README for sizing)")
 	var maxBody int
 	num(&maxBody, "max-body-bytes", "CANVASD_MAX_BODY_BYTES", int(cfg.HTTP.MaxBodyBytes), "request body size limit")
 	dur(&cfg.HTTP.PingInterval, "sse-ping", "CANVASD_SSE_PING", cfg.HTTP.PingInterval, "SSE heartbeat period (at most 15s)")
@@ -137,6 +140,11 @@ func parseConfig(args []string) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg.HTTP.MaxBodyBytes = int64(maxBody)
+	if maxCanvasBytes < 0 {
+		return nil, errors.New("max-canvas-bytes must be >= 0 (0: no budget)")
+	}
+	cfg.Actors.Limits.MaxBytes = int64(maxCanvasBytes)
+	cfg.HTTP.Limits.MaxBytes = int64(maxCanvasBytes)
 	cfg.DatabaseURL = dbURL.value
 	if strings.TrimSpace(cfg.DatabaseURL) == "" {
 		cfg.DatabaseURL = defaultDatabaseURL
