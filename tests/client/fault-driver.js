@@ -172,6 +172,15 @@ async function push() {
   return {};
 }
 
+// closedStreams names the clients whose event stream is not open.
+function closedStreams() {
+  const closed = [];
+  for (const c of clients.values()) {
+    if (c.es === null || c.es.readyState !== EventSource.OPEN) closed.push(c.name);
+  }
+  return {closed};
+}
+
 async function state() {
   const out = [];
   for (const c of clients.values()) {
@@ -204,7 +213,7 @@ async function close() {
   return {};
 }
 
-const ops = {open, start, stop, flush, push, state, close};
+const ops = {open, start, stop, flush, push, closedStreams, state, close};
 const rl = readline.createInterface({input: process.stdin});
 rl.on('line', async (line) => {
   let cmd;

@@ -129,6 +129,12 @@ func (d *nodeDriver) call(op string, args map[string]any, timeout time.Duration)
 	_, err := d.in.Write(append(b, '\n'))
 	require.NoError(d.t, err, "driver %s", op)
 	deadline := time.After(timeout)
+	start := time.Now()
+	defer func() {
+		if took := time.Since(start); took > 500*time.Millisecond {
+			d.t.Logf("node driver took %s to answer %s", took.Round(time.Millisecond), op)
+		}
+	}()
 	for {
 		select {
 		case m, ok := <-d.out:
