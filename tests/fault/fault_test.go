@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -86,7 +87,7 @@ func TestFaultLong(t *testing.T) {
 	}
 	for i := range seeds {
 		seed := seedFor(t, i)
-		t.Run("seed", func(t *testing.T) {
+		t.Run(fmt.Sprintf("seed_%d", seed), func(t *testing.T) {
 			sc := scenario{
 				name:      "long-mix",
 				faults:    []string{faultKill, faultRolling, faultListen, faultConns, faultRowLock, faultDrop, faultPGRestart},

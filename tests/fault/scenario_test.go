@@ -88,7 +88,11 @@ func seedFor(t *testing.T, n int) uint64 {
 
 // run plays one scenario with one seed and fails t on any violation.
 func (sc scenario) run(t *testing.T, seed uint64) outcome {
-	t.Logf("scenario %s seed %d (reproduce: FAULT_SEED=%d go test ./tests/fault -run '%s')", sc.name, seed, seed, t.Name())
+	repro := fmt.Sprintf("FAULT_SEED=%d go test -count=1 ./tests/fault -run '^%s$'", seed, t.Name())
+	if strings.HasPrefix(t.Name(), "TestFaultLong") {
+		repro = fmt.Sprintf("FAULT_LONG=1 FAULT_SEEDS=1 FAULT_SEED=%d go test -count=1 ./tests/fault -run '^TestFaultLong$'", seed)
+	}
+	t.Logf("scenario %s seed %d (reproduce: %s)", sc.name, seed, repro)
 	rng := rand.New(rand.NewPCG(seed, 0x6661756c74))
 	faults := slices.Clone(sc.faults)
 	if sc.mix > 0 {
@@ -371,8 +375,9 @@ type kill struct {
 	failover bool // else its clients waited for the restart
 }
 
-// failovers reports, for each kill, the time to the first acknowledged push
-// of a client behind the killed instance's proxy.
+// failovers reports, for each kill, the time to the first successful push,
+// among those started after the kill, of a client behind the killed
+// instance's proxy.
 func (in *injector) failovers() {
 	for _, k := range in.kills {
 		first := time.Duration(0)
@@ -381,9 +386,9 @@ func (in *injector) failovers() {
 				continue
 			}
 			g.mu.Lock()
-			for _, at := range g.ackTimes {
-				if at.After(k.at) {
-					if d := at.Sub(k.at); first == 0 || d < first {
+			for _, s := range g.pushLat {
+				if s.ok && !s.start.Before(k.at) {
+					if d := s.start.Add(s.took).Sub(k.at); first == 0 || d < first {
 						first = d
 					}
 					break
@@ -395,7 +400,7 @@ func (in *injector) failovers() {
 		if !k.failover {
 			mode = "wait for the restart"
 		}
-		in.t.Logf("kill -9 behind %s (clients %s): first acknowledged push after %s", k.proxy.base, mode, first.Round(time.Millisecond))
+		in.t.Logf("kill -9 behind %s (clients %s): first push started after the kill acknowledged %s after it", k.proxy.base, mode, first.Round(time.Millisecond))
 		if k.failover {
 			in.out.FailoverMS = append(in.out.FailoverMS, float64(first.Milliseconds()))
 		} else {
