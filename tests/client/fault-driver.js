@@ -35,6 +35,14 @@ globalThis.fetch = async (input, init) => {
   try {
     const res = await realFetch(input, init);
     if (!res.ok) count();
+    else if (kind === 'pull' && who && clients.get(who)) {
+      // The pull is applied after this returns; note when the pending
+      // list changes.
+      const c = clients.get(who);
+      setTimeout(() => notePending(c), 0);
+      setTimeout(() => notePending(c), 20);
+      setTimeout(() => notePending(c), 100);
+    }
     return res;
   } catch (err) {
     count();
@@ -54,6 +62,17 @@ function rng(seed) {
   };
 }
 
+async function notePending(c) {
+  if (c.rep.closed) return;
+  try {
+    const n = (await c.rep.experimentalPendingMutations()).length;
+    if (n !== c.lastPending) {
+      c.lastPending = n;
+      c.changedAt = Date.now();
+    }
+  } catch {}
+}
+
 function open({name, canvas, base, idx}) {
   const url = (p) => `${base}/api/canvases/${canvas}${p}?who=${name}`;
   const rep = new Replicache({
@@ -71,7 +90,15 @@ function open({name, canvas, base, idx}) {
     name, canvas, idx, rep, es: null, closed: false,
     issued: 0, nodes: [], seq: 0, timer: null,
     errors: {push: 0, pull: 0, stream: 0, resets: 0},
+    // When the data or the pending list last changed: a client found
+    // equal to the database got there at that moment.
+    changedAt: Date.now(), lastPending: 0,
   };
+  rep.subscribe((tx) => tx.scan().entries().toArray(), {
+    onData: () => {
+      c.changedAt = Date.now();
+    },
+  });
   rep.onClientStateNotFound = () => c.errors.resets++;
   const pull = () => {
     if (!rep.closed) rep.pull().catch(() => {});
@@ -184,6 +211,8 @@ function closedStreams() {
 async function state() {
   const out = [];
   for (const c of clients.values()) {
+    // A pending change not noted yet is dated now (an upper bound).
+    await notePending(c);
     const entries = await c.rep.query((tx) => tx.scan().entries().toArray());
     const ids = await pending(c);
     // Mutation ids run 1..issued; everything below the oldest pending one
@@ -198,6 +227,7 @@ async function state() {
       snapshot: Object.fromEntries(entries),
       errors: c.errors,
       streamOpen: c.es !== null && c.es.readyState === EventSource.OPEN,
+      changedAt: c.changedAt,
     });
   }
   return {clients: out};

@@ -106,6 +106,9 @@ type goClient struct {
 	errs     counters
 	ackTimes []time.Time
 	pushLat  []pushSample
+	// changedAt is when the state or the pending list last changed: a
+	// client found equal to the database got there at that moment.
+	changedAt time.Time
 
 	nodes []string // own live nodes, oldest first (writer goroutine only)
 	edges []string
@@ -284,6 +287,9 @@ func (g *goClient) push(ctx context.Context, batch []mutation) error {
 	for len(g.pending) > 0 && g.pending[0].ID <= last {
 		g.pending = g.pending[1:]
 	}
+	if len(g.pending) == 0 {
+		g.changedAt = time.Now()
+	}
 	return nil
 }
 
@@ -302,6 +308,9 @@ func (g *goClient) pullLoop(ctx context.Context) {
 			next, nc, err := pullState(ctx, g.hc, g.base, g.canvas, g.group, cookie, state)
 			if err == nil {
 				g.mu.Lock()
+				if !sameState(next, g.state) {
+					g.changedAt = time.Now()
+				}
 				g.state, g.cookie = next, nc
 				g.mu.Unlock()
 				backoff = 50 * time.Millisecond
@@ -384,6 +393,12 @@ func (g *goClient) stream(ctx context.Context, sc *http.Client) error {
 			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		}
 	}
+}
+
+func (g *goClient) lastChange() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.changedAt
 }
 
 // snapshot returns the client's state, pending count, model and errors.

@@ -39,6 +39,7 @@ type rcClient struct {
 	Acked      int64          `json:"acked"`
 	Snapshot   map[string]any `json:"snapshot"`
 	StreamOpen bool           `json:"streamOpen"`
+	ChangedAt  int64          `json:"changedAt"` // Unix ms
 	Errors     struct {
 		Push   int `json:"push"`
 		Pull   int `json:"pull"`

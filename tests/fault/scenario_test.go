@@ -271,6 +271,9 @@ func streamsClosed(gos []*goClient, nd *nodeDriver) []string {
 // its canvas's last write it became equal for good; the ones that never
 // did are described in stale.
 func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient, nd *nodeDriver, canvases []string, deadline time.Time) (map[string]time.Duration, []string) {
+	// Polls may lag (a busy Node process answers late); each client
+	// reports when its state last changed, so a client found equal got
+	// there at that moment.
 	since := map[string]time.Time{} // equal from then on
 	canvasOf := map[string]string{}
 	lastDiff := map[string]string{}
@@ -284,11 +287,11 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 		}
 		now := time.Now()
 		equal := 0
-		mark := func(who, canvas string, pending int, state map[string]any) {
+		mark := func(who, canvas string, pending int, state map[string]any, changed time.Time) {
 			canvasOf[who] = canvas
 			if pending == 0 && sameState(state, want[canvas]) {
 				if since[who].IsZero() {
-					since[who] = now
+					since[who] = changed
 				}
 				equal++
 				return
@@ -297,15 +300,16 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 			lastDiff[who] = fmt.Sprintf("at %s: pending %d; %s", now.Format("15:04:05.000"), pending, diffState(state, want[canvas]))
 		}
 		for _, g := range gos {
+			changed := g.lastChange()
 			s, pending, _, _ := g.snapshot()
-			mark(g.who, g.canvas, pending, s)
+			mark(g.who, g.canvas, pending, s, changed)
 		}
 		total := len(gos)
 		if nd != nil {
 			total += len(nd.names)
 			anyPending := false
 			for _, r := range nd.state() {
-				mark(r.Name, r.Canvas, r.Pending, r.Snapshot)
+				mark(r.Name, r.Canvas, r.Pending, r.Snapshot, time.UnixMilli(r.ChangedAt))
 				anyPending = anyPending || r.Pending > 0
 			}
 			// Replicache backs off after failed pushes; nudge its pushes
