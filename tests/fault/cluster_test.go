@@ -118,9 +118,9 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 			"CANVASD_LOG_LEVEL=warn",
 			"CANVASD_DB_MAX_CONNS=6",
 			"CANVASD_SHUTDOWN_TIMEOUT=5s",
-			// The proxies poll /readyz every 100 ms: a second of drain is
-			// ten polls.
-			"CANVASD_DRAIN_PERIOD=1s",
+			// The proxies poll /readyz every 100 ms: half a second of
+			// drain is five polls.
+			"CANVASD_DRAIN_PERIOD=500ms",
 			"CANVASD_IDLE_TIMEOUT=3s",
 			"PATH=" + os.Getenv("PATH"),
 		}, o.extraEnv...)

@@ -147,7 +147,7 @@ func (sc scenario) run(t *testing.T, seed uint64) outcome {
 
 	out := outcome{Scenario: sc.name, Seed: seed, Faults: faults, Errors: map[string]int{}, ConvByKindMS: map[string]float64{}}
 	inj := &injector{t: t, c: c, rng: rng, gos: gos, canvases: canvases, out: &out}
-	inj.pause(700 * time.Millisecond) // traffic before the first fault
+	inj.pause(500 * time.Millisecond) // traffic before the first fault
 	for _, f := range faults {
 		t.Logf("%s: fault %s", time.Now().Format("15:04:05.000"), f)
 		inj.inject(f)
@@ -472,7 +472,7 @@ func (in *injector) inject(f string) {
 		}
 	case faultPGRestart:
 		require.NotNil(t, c.pg, "pg-restart needs the private cluster")
-		c.pg.restart(t, time.Duration(300+in.rng.IntN(1200))*time.Millisecond)
+		c.pg.restart(t, time.Duration(300+in.rng.IntN(700))*time.Millisecond)
 		for _, i := range c.insts {
 			c.waitReady(i, 30*time.Second)
 		}
@@ -514,7 +514,7 @@ func (in *injector) racedTail(ctx context.Context) {
 		}
 	}
 	defer func() { close(stop); wg.Wait() }()
-	for range 3 {
+	for range 2 {
 		for _, cv := range in.canvases {
 			var mine []*goClient
 			for _, g := range in.gos {
