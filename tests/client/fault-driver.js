@@ -68,7 +68,7 @@ async function notePending(c) {
     const n = (await c.rep.experimentalPendingMutations()).length;
     if (n !== c.lastPending) {
       c.lastPending = n;
-      c.changedAt = Date.now();
+      c.pendingAt = Date.now();
     }
   } catch {}
 }
@@ -90,9 +90,9 @@ function open({name, canvas, base, idx}) {
     name, canvas, idx, rep, es: null, closed: false,
     issued: 0, nodes: [], seq: 0, timer: null,
     errors: {push: 0, pull: 0, stream: 0, resets: 0},
-    // When the data or the pending list last changed: a client found
-    // equal to the database got there at that moment.
-    changedAt: Date.now(), lastPending: 0,
+    // When the data last changed (a client found equal to the database
+    // got there at that moment), and when the pending list last changed.
+    changedAt: Date.now(), lastPending: 0, pendingAt: Date.now(),
   };
   rep.subscribe((tx) => tx.scan().entries().toArray(), {
     onData: () => {
@@ -228,6 +228,7 @@ async function state() {
       errors: c.errors,
       streamOpen: c.es !== null && c.es.readyState === EventSource.OPEN,
       changedAt: c.changedAt,
+      pendingAt: c.pendingAt,
     });
   }
   return {clients: out};

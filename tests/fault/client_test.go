@@ -106,8 +106,8 @@ type goClient struct {
 	errs     counters
 	ackTimes []time.Time
 	pushLat  []pushSample
-	// changedAt is when the state or the pending list last changed: a
-	// client found equal to the database got there at that moment.
+	// changedAt is when the state last changed: a client found equal to
+	// the database got there at that moment.
 	changedAt time.Time
 
 	nodes []string // own live nodes, oldest first (writer goroutine only)
@@ -287,9 +287,7 @@ func (g *goClient) push(ctx context.Context, batch []mutation) error {
 	for len(g.pending) > 0 && g.pending[0].ID <= last {
 		g.pending = g.pending[1:]
 	}
-	if len(g.pending) == 0 {
-		g.changedAt = time.Now()
-	}
+
 	return nil
 }
 

@@ -431,6 +431,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
+	retried := false
 	for _, in := range p.backends() {
 		req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+in.addr+r.URL.RequestURI(), bytes.NewReader(body))
 		if err != nil {
@@ -447,6 +448,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			var op *net.OpError
 			if errors.As(err, &op) && op.Op == "dial" {
 				continue // never reached the instance: safe to try the next
+			}
+			if !retried && r.Context().Err() == nil && !strings.HasSuffix(r.URL.Path, "/events") {
+				// The connection broke before any answer (an instance
+				// closing it at the end of its drain, or dying): like
+				// HAProxy's retry-on empty-response with redispatch, try
+				// once more elsewhere. Push and pull are idempotent.
+				retried = true
+				continue
 			}
 			http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
 			return

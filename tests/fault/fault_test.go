@@ -176,7 +176,7 @@ func TestCheckerSelfTest(t *testing.T) {
 
 	// A client that never pulls is stale; the convergence detector says so.
 	stale := newGoClient("stale", "twice", 9, c.proxies[0], 1)
-	_, never := c.convergeBy(ctx, t, []*goClient{stale}, nil, []string{"twice"}, time.Now().Add(300*time.Millisecond))
+	_, _, never := c.convergeBy(ctx, t, []*goClient{stale}, nil, []string{"twice"}, time.Now().Add(300*time.Millisecond))
 	require.Len(t, never, 1)
 
 	// An instance whose pull differs from the database: here a stand-in

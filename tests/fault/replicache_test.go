@@ -40,6 +40,7 @@ type rcClient struct {
 	Snapshot   map[string]any `json:"snapshot"`
 	StreamOpen bool           `json:"streamOpen"`
 	ChangedAt  int64          `json:"changedAt"` // Unix ms
+	PendingAt  int64          `json:"pendingAt"` // Unix ms
 	Errors     struct {
 		Push   int `json:"push"`
 		Pull   int `json:"pull"`

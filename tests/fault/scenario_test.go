@@ -66,6 +66,7 @@ type outcome struct {
 	Acked         int64              `json:"acked_mutations"`
 	ConvergenceMS float64            `json:"convergence_ms"` // slowest client, after the last write
 	ConvByKindMS  map[string]float64 `json:"convergence_by_kind_ms"`
+	RCConfirmMS   float64            `json:"replicache_confirm_ms"` // last write to the slowest Replicache client's pending list emptied
 	FailoverMS    []float64          `json:"failover_ms,omitempty"`     // kill -9 to the first acked push, clients failing over
 	RestartWaitMS []float64          `json:"restart_wait_ms,omitempty"` // the same, clients waiting for the restart
 	IsolationMS   float64            `json:"other_canvas_push_max_ms,omitempty"`
@@ -182,7 +183,12 @@ func (sc scenario) run(t *testing.T, seed uint64) outcome {
 	dbctx, dbcancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer dbcancel()
 	var violations []violation
-	conv, stale := c.convergeBy(dbctx, t, gos, nd, canvases, time.Now().Add(30*time.Second))
+	conv, confirm, stale := c.convergeBy(dbctx, t, gos, nd, canvases, time.Now().Add(30*time.Second))
+	for who, d := range confirm {
+		if strings.HasPrefix(who, "rc") {
+			out.RCConfirmMS = max(out.RCConfirmMS, float64(d.Milliseconds()))
+		}
+	}
 	for who, d := range conv {
 		kind := strings.TrimRight(who, "0123456789")
 		ms := float64(d.Milliseconds())
@@ -270,11 +276,12 @@ func streamsClosed(gos []*goClient, nd *nodeDriver) []string {
 // database, or until deadline. For each client it returns how long after
 // its canvas's last write it became equal for good; the ones that never
 // did are described in stale.
-func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient, nd *nodeDriver, canvases []string, deadline time.Time) (map[string]time.Duration, []string) {
+func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient, nd *nodeDriver, canvases []string, deadline time.Time) (conv, confirm map[string]time.Duration, stale []string) {
 	// Polls may lag (a busy Node process answers late); each client
 	// reports when its state last changed, so a client found equal got
 	// there at that moment.
-	since := map[string]time.Time{} // equal from then on
+	since := map[string]time.Time{}     // equal from then on
+	confirmed := map[string]time.Time{} // nothing pending from then on
 	canvasOf := map[string]string{}
 	lastDiff := map[string]string{}
 	lastPush := time.Time{}
@@ -287,8 +294,15 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 		}
 		now := time.Now()
 		equal := 0
-		mark := func(who, canvas string, pending int, state map[string]any, changed time.Time) {
+		mark := func(who, canvas string, pending int, state map[string]any, changed, pendingAt time.Time) {
 			canvasOf[who] = canvas
+			if pending == 0 {
+				if confirmed[who].IsZero() {
+					confirmed[who] = pendingAt
+				}
+			} else {
+				delete(confirmed, who)
+			}
 			if pending == 0 && sameState(state, want[canvas]) {
 				if since[who].IsZero() {
 					since[who] = changed
@@ -302,14 +316,14 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 		for _, g := range gos {
 			changed := g.lastChange()
 			s, pending, _, _ := g.snapshot()
-			mark(g.who, g.canvas, pending, s, changed)
+			mark(g.who, g.canvas, pending, s, changed, changed)
 		}
 		total := len(gos)
 		if nd != nil {
 			total += len(nd.names)
 			anyPending := false
 			for _, r := range nd.state() {
-				mark(r.Name, r.Canvas, r.Pending, r.Snapshot, time.UnixMilli(r.ChangedAt))
+				mark(r.Name, r.Canvas, r.Pending, r.Snapshot, time.UnixMilli(r.ChangedAt), time.UnixMilli(r.PendingAt))
 				anyPending = anyPending || r.Pending > 0
 			}
 			// Replicache backs off after failed pushes; nudge its pushes
@@ -330,9 +344,11 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 		require.NoError(t, c.db.QueryRow(ctx, `SELECT coalesce(max(ts), now()) FROM fault_audit WHERE canvas_id = $1`, cv).Scan(&ts))
 		last[cv] = ts
 	}
-	conv := map[string]time.Duration{}
-	var stale []string
+	conv, confirm = map[string]time.Duration{}, map[string]time.Duration{}
 	for who, cv := range canvasOf {
+		if !confirmed[who].IsZero() {
+			confirm[who] = max(0, confirmed[who].Sub(last[cv]))
+		}
 		if since[who].IsZero() {
 			stale = append(stale, fmt.Sprintf("%s never equal to the database of %s: %s", who, cv, lastDiff[who]))
 			continue
@@ -344,7 +360,7 @@ func (c *cluster) convergeBy(ctx context.Context, t *testing.T, gos []*goClient,
 		}
 	}
 	slices.Sort(stale)
-	return conv, stale
+	return conv, confirm, stale
 }
 
 // report logs the outcome and appends it to FAULT_REPORT when set.
