@@ -66,7 +66,7 @@ type outcome struct {
 	Acked         int64              `json:"acked_mutations"`
 	ConvergenceMS float64            `json:"convergence_ms"` // slowest client, after the last write
 	ConvByKindMS  map[string]float64 `json:"convergence_by_kind_ms"`
-	RCConfirmMS   float64            `json:"replicache_confirm_ms"` // last write to the slowest Replicache client's pending list emptied
+	RCConfirmMS   float64            `json:"replicache_confirm_ms"`     // last write to the slowest Replicache client's pending list emptied
 	FailoverMS    []float64          `json:"failover_ms,omitempty"`     // kill -9 to the first acked push, clients failing over
 	RestartWaitMS []float64          `json:"restart_wait_ms,omitempty"` // the same, clients waiting for the restart
 	IsolationMS   float64            `json:"other_canvas_push_max_ms,omitempty"`
