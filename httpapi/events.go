@@ -142,6 +142,18 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 	}
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
+	// Presence is written at most every presenceBatch: many moving cursors
+	// then cost a stream one write per batch, not one per event.
+	var (
+		presenceTimer *time.Timer
+		presenceDue   <-chan time.Time
+		lastPresence  time.Time
+	)
+	defer func() {
+		if presenceTimer != nil {
+			presenceTimer.Stop()
+		}
+	}()
 	for {
 		var err error
 		select {
@@ -156,7 +168,24 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 			}
 			continue
 		case <-sub.Presence:
+			if presenceDue != nil {
+				continue // written when the batch is due
+			}
+			if wait := presenceBatch - time.Since(lastPresence); wait > 0 {
+				if presenceTimer == nil {
+					presenceTimer = time.NewTimer(wait)
+				} else {
+					presenceTimer.Reset(wait)
+				}
+				presenceDue = presenceTimer.C
+				continue
+			}
 			err = writePresence(w, sub)
+			lastPresence = time.Now()
+		case <-presenceDue:
+			presenceDue = nil
+			err = writePresence(w, sub)
+			lastPresence = time.Now()
 		case <-sub.Ended:
 			// The canvas was deleted: reconnecting gets 404.
 			_ = w.Flush()
@@ -182,20 +211,28 @@ func writePoke(w io.Writer, canvasID string, version int64) error {
 	return err
 }
 
-// writePresence writes the presence events waiting for the stream.
+// presenceBatch is the shortest time between two presence writes of a
+// stream; the first presence after a quiet spell is written at once.
+const presenceBatch = 10 * time.Millisecond
+
+// writePresence writes the presence events waiting for the stream, in one
+// write.
 func writePresence(w io.Writer, sub *actors.Subscription) error {
-	for _, data := range sub.TakePresence() {
-		if _, err := io.WriteString(w, "event: presence\ndata: "); err != nil {
-			return err
-		}
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(w, "\n\n"); err != nil {
-			return err
-		}
+	events := sub.TakePresence()
+	if len(events) == 0 {
+		return nil
 	}
-	return nil
+	const head, tail = "event: presence\ndata: ", "\n\n"
+	n := 0
+	for _, data := range events {
+		n += len(head) + len(data) + len(tail)
+	}
+	buf := make([]byte, 0, n)
+	for _, data := range events {
+		buf = append(append(append(buf, head...), data...), tail...)
+	}
+	_, err := w.Write(buf)
+	return err
 }
 
 // deadlineWriter flushes a hijacked connection with a write deadline.

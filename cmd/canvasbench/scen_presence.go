@@ -249,7 +249,12 @@ func runPresenceScenario(ctx context.Context, env *scenEnv) (*ScenarioReport, er
 		info("bytes received per subscriber", fmt.Sprintf("%s/s", fmtBytes(int64(float64(bytes1-bytes0)/secs/n)))),
 	)
 	if env.pid > 0 {
-		rep.add(info("canvasd CPU, instance with the posts and streams", fmt.Sprintf("%.2f cores", (cpu1-cpu0).Seconds()/secs)))
+		used := (cpu1 - cpu0).Seconds()
+		perEvent := "-"
+		if delivered := events1 - events0; delivered > 0 {
+			perEvent = fmt.Sprintf("%.1f µs CPU per event delivered (posts included)", used/float64(delivered)*1e6)
+		}
+		rep.add(info("canvasd CPU, instance with the posts and streams", fmt.Sprintf("%.2f cores; %s", used/secs, perEvent)))
 	}
 	if env.pid2 > 0 {
 		rep.add(info("canvasd CPU, second instance (relays only, no streams)", fmt.Sprintf("%.2f cores", (cpu21-cpu20).Seconds()/secs)))
