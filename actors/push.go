@@ -134,8 +134,7 @@ func (b *batchWriter) push(ctx context.Context, p *pushMsg) error {
 		}
 		if err := b.apply(m); err != nil {
 			b.a.s.Metrics.RejectedMutations.Add(1)
-			b.a.logger.Info("mutation rejected", zap.String("client", m.ClientID), zap.Int64("id", m.ID),
-				zap.String("mutator", m.Name), zap.Error(err))
+			b.a.s.rejections.log(b.a.logger, m, err)
 		}
 		b.a.s.Metrics.Mutations.Add(1)
 		b.mutations++

@@ -186,6 +186,9 @@ type System struct {
 	events    *actor.PID
 	Metrics   Metrics
 
+	// rejections samples the log of rejected mutations.
+	rejections *sampledLog
+
 	// decode turns a mutation into an op; a field so tests can make a
 	// mutator misbehave.
 	decode func(name string, args json.RawMessage, lim canvas.Limits) (canvas.Op, error)
@@ -212,7 +215,8 @@ func New(cfg Config, st *store.Store, log *zap.Logger) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actor engine: %w", err)
 	}
-	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, notify: st.Notify, stopping: make(chan struct{})}
+	s := &System{cfg: cfg, store: st, log: log, engine: engine, decode: canvas.Decode, notify: st.Notify, stopping: make(chan struct{}),
+		rejections: newSampledLog(rejectionLogsPerSecond)}
 	s.Metrics.init()
 	s.touches = newToucher(min(cfg.ClientGroupTTL/8, time.Hour))
 	reg := cfg.Registry

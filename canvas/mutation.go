@@ -53,6 +53,9 @@ func EdgeBytes(e Edge) int64 {
 	return int64(edgeOverhead + 2*len(e.ID) + len(e.From) + len(e.To))
 }
 
+// MaxMutatorName bounds a mutator name; every known one is far shorter.
+const MaxMutatorName = 64
+
 // Mutator names, as sent by the client.
 const (
 	MutCreateNode   = "createNode"
@@ -309,6 +312,10 @@ func Decode(name string, args json.RawMessage, lim Limits) (Op, error) {
 		}
 		return d.result(UpdateCanvas{Title: d.title(&a.Title)})
 	default:
+		if len(name) > MaxMutatorName {
+			// Not echoed: a name is logged, and a client chooses its length.
+			return nil, &RuleError{Reason: "unknown mutator (name longer than " + strconv.Itoa(MaxMutatorName) + " bytes)"}
+		}
 		return nil, &RuleError{Mutator: name, Reason: "unknown mutator"}
 	}
 }

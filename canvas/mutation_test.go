@@ -177,3 +177,10 @@ func TestRuleErrorMessage(t *testing.T) {
 	require.EqualError(t, err, "moveNode: y is required")
 	require.True(t, IsRuleError(err))
 }
+
+func TestLongMutatorNameIsNotEchoed(t *testing.T) {
+	t.Parallel()
+	_, err := Decode(strings.Repeat("x", 100_000), json.RawMessage(`{}`), DefaultLimits())
+	require.True(t, IsRuleError(err))
+	require.Less(t, len(err.Error()), 100)
+}

@@ -259,3 +259,21 @@ func TestSlowBodiesAreCutOnEveryRoute(t *testing.T) {
 		require.NoError(t, err, "the stream was cut after %v", time.Since(start))
 	}
 }
+
+// TestCreateIsRateLimitedBeforeItsBodyIsRead: a caller over its rate gets
+// 429 at once, without the server reading (or waiting for) the body.
+func TestCreateIsRateLimitedBeforeItsBodyIsRead(t *testing.T) {
+	t.Parallel()
+	s, _ := authServer(t, func(h *httpapi.Config) {
+		h.PushRate = httpapi.RateLimit{PerSecond: 0.001, Burst: 1}
+		h.BodyReadTimeout = 10 * time.Second
+	})
+	tok := hsToken(t, "carol", "create")
+	status, body := s.As(tok).Do(t, http.MethodPost, "/api/canvases", `{"title":"first"}`)
+	require.Equal(t, http.StatusCreated, status, string(body))
+
+	status2, lived := connLifetime(t, s.URL, "POST /api/canvases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tok+
+		"\r\nContent-Length: 1000\r\n\r\n{\"title\":", 8*time.Second)
+	require.Contains(t, status2, "429")
+	require.Less(t, lived, 2*time.Second, "the body was waited for before the rate limit")
+}

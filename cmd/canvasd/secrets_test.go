@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // captureStderr runs f with os.Stderr going to a file and returns what
@@ -127,4 +130,23 @@ func TestKeySourceGivenButEmptyStopsStart(t *testing.T) {
 	cfg, err := parseConfig(nil)
 	require.NoError(t, err)
 	require.False(t, cfg.HTTP.Auth.Enabled())
+}
+
+// TestJWKSWithoutAudienceWarns: a key set is usually an identity
+// provider's, signing tokens for other services too; without an audience
+// those are accepted, and the server says so at start.
+func TestJWKSWithoutAudienceWarns(t *testing.T) {
+	for _, tc := range []struct {
+		aud  string
+		warn bool
+	}{{"", true}, {"canvasd", false}} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		cfg, err := parseConfig([]string{"--jwks-url", "https://issuer.example/jwks.json", "--jwt-audience", tc.aud})
+		if tc.aud == "" {
+			cfg, err = parseConfig([]string{"--jwks-url", "https://issuer.example/jwks.json"})
+		}
+		require.NoError(t, err)
+		logAuth(zap.New(core), cfg)
+		require.Equal(t, tc.warn, logs.FilterMessageSnippet("audience").Len() > 0, tc.aud)
+	}
 }
