@@ -445,7 +445,7 @@ func (s *Server) authorize(need access) echo.MiddlewareFunc {
 				}
 				var err error
 				if p, err = s.auth.verify(raw); err != nil {
-					s.log.Debug("token rejected", zap.String("path", c.Request().URL.Path), zap.String("reason", tokenProblem(err)))
+					s.reqLog(c).Debug("token rejected", zap.String("path", c.Request().URL.Path), zap.String("reason", tokenProblem(err)))
 					return unauthorized(c, tokenProblem(err), true)
 				}
 			}

@@ -22,7 +22,7 @@ func TestTokensNeverReachTheLog(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Auth.HS256Secret = []byte(testSecret)
 	// The routes below answer before touching the store or the actors.
-	s, err := New(cfg, nil, nil, zap.New(core), func() bool { return true })
+	s, err := New(cfg, nil, nil, zap.New(core), func() (string, bool) { return "ready", true })
 	require.NoError(t, err)
 	defer s.Close()
 	good, err := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{

@@ -67,9 +67,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return // the client went away: nobody to answer
 	case store.IsTemporary(err):
 		status, msg = http.StatusServiceUnavailable, "temporarily unavailable, retry later"
-		s.log.Warn("temporary error", zap.String("path", c.Request().URL.Path), zap.Error(err))
+		s.reqLog(c).Warn("temporary error", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	default:
-		s.log.Error("request failed", zap.String("path", c.Request().URL.Path), zap.Error(err))
+		s.reqLog(c).Error("request failed", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))

@@ -58,7 +58,7 @@ func TestJWKSWithoutUsableKeysStopsStart(t *testing.T) {
 	start := func(a func(*AuthConfig)) error {
 		cfg := DefaultConfig()
 		a(&cfg.Auth)
-		s, err := New(cfg, nil, nil, zap.NewNop(), func() bool { return true })
+		s, err := New(cfg, nil, nil, zap.NewNop(), func() (string, bool) { return "ready", true })
 		if err == nil {
 			s.Close()
 		}

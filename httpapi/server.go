@@ -4,7 +4,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -96,7 +95,7 @@ type Server struct {
 	store *store.Store
 	sys   *actors.System
 	log   *zap.Logger
-	ready func() bool
+	ready func() (status string, ok bool)
 	// draining is set once shutdown begins: /readyz answers 503 so load
 	// balancers move traffic away while requests are still served.
 	draining atomic.Bool
@@ -108,9 +107,10 @@ type Server struct {
 	presenceRate *limiter
 }
 
-// New builds the API. ready reports whether start-up (migrations, LISTEN)
-// has finished.
-func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready func() bool) (*Server, error) {
+// New builds the API. ready answers /readyz from memory: whether start-up
+// has finished and the database is reachable, with a short status saying
+// why not; it must not wait on the database.
+func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready func() (status string, ok bool)) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -130,9 +130,16 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.requestID)    // first, so every answer carries the id
 	e.Pre(s.guardRequest) // every route, unknown ones too, before authentication
-	e.Use(middleware.Recover())
-	e.Use(s.logRequests)
+	e.Use(s.logRequests)  // logs what Recover made of a panic too
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		// Through zap, with the request's id, as one JSON line.
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.reqLog(c).Error("panic serving request", zap.Error(err), zap.ByteString("stack", stack))
+			return err
+		},
+	}))
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(cors(cfg.CORSOrigins))
 	}
@@ -197,7 +204,8 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
 			status := c.Response().Status
-			ce.Write(zap.String("method", c.Request().Method), zap.String("path", c.Request().URL.Path),
+			id, _ := c.Get(requestIDKey).(string)
+			ce.Write(zap.String("request_id", id), zap.String("method", c.Request().Method), zap.String("path", c.Request().URL.Path),
 				zap.Int("status", status), zap.Duration("took", time.Since(start)))
 		}
 		return nil
@@ -216,13 +224,12 @@ func (s *Server) readyz(c echo.Context) error {
 	if s.draining.Load() {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 	}
-	if !s.ready() || !s.sys.Ready() {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+	status, ok := s.ready()
+	if ok && !s.sys.Ready() {
+		status, ok = "database notifications reconnecting", false
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Pool().Ping(ctx); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
+	if !ok {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": status})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -2,7 +2,9 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 
@@ -50,4 +52,32 @@ func TestApplyFromScratchConcurrentlyAndAgain(t *testing.T) {
 		tables = append(tables, name)
 	}
 	require.Equal(t, []string{"canvas_purges", "canvasd_schema_version", "canvases", "client_groups", "clients", "edges", "global_version", "nodes"}, tables)
+}
+
+// Status reads how far a schema is migrated and changes nothing.
+func TestStatusBeforeAndAfterApply(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.PoolFrom(t, pgtest.Schema(t), false)
+	ctx := context.Background()
+
+	st, err := migrations.Status(ctx, pool)
+	require.NoError(t, err)
+	files, err := filepath.Glob("*.up.sql")
+	require.NoError(t, err)
+	sort.Strings(files)
+	require.Equal(t, int32(0), st.Current)
+	require.Equal(t, int32(len(files)), st.Latest)
+	require.Equal(t, files, st.Pending)
+	require.False(t, st.UpToDate())
+	require.Contains(t, st.String(), fmt.Sprintf("schema version 0, this build needs %d", len(files)))
+	var tables int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables))
+	require.Zero(t, tables, "Status creates nothing")
+
+	require.NoError(t, migrations.Apply(ctx, pool))
+	st, err = migrations.Status(ctx, pool)
+	require.NoError(t, err)
+	require.True(t, st.UpToDate())
+	require.Empty(t, st.Pending)
+	require.Equal(t, fmt.Sprintf("schema version %d, up to date", len(files)), st.String())
 }

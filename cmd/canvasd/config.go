@@ -31,6 +31,9 @@ type config struct {
 	DBMaxConns      int
 	ShutdownTimeout time.Duration
 	DrainPeriod     time.Duration
+	// Migrate applies the schema migrations at start-up; without it the
+	// server only checks that they were applied (canvasd migrate up).
+	Migrate bool
 
 	// Security settings: see SECURITY in the README.
 	JWTSecret         string
@@ -52,6 +55,7 @@ const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=
 func parseConfig(args []string) (*config, error) {
 	cfg := &config{Actors: actors.DefaultConfig(), HTTP: httpapi.DefaultConfig()}
 	fs := flag.NewFlagSet("canvasd", flag.ContinueOnError)
+	fs.Usage = func() { printUsage(fs.Output(), fs) }
 	var envErrs []error
 	str := func(p *string, name, env, def, usage string) {
 		fs.StringVar(p, name, envOr(env, def), usage+" (env "+env+")")
@@ -130,6 +134,9 @@ func parseConfig(args []string) (*config, error) {
 	dur(&cfg.HTTP.BodyReadTimeout, "body-read-timeout", "CANVASD_BODY_READ_TIMEOUT", cfg.HTTP.BodyReadTimeout, "time a client may take to send a request body")
 	dur(&cfg.ReadHeaderTimeout, "read-header-timeout", "CANVASD_READ_HEADER_TIMEOUT", 10*time.Second, "time a client may take to send request headers")
 	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "CANVASD_HTTP_IDLE_TIMEOUT", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	migrate, err := envBoolDefault("CANVASD_MIGRATE", true)
+	envErrs = append(envErrs, err)
+	fs.BoolVar(&cfg.Migrate, "migrate", migrate, "apply the schema migrations at start-up; false: only check them and stay unready until canvasd migrate up has run (env CANVASD_MIGRATE)")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -299,10 +306,12 @@ func envFloat(name string, def float64) (float64, error) {
 	return f, nil
 }
 
-func envBool(name string) (bool, error) {
+func envBool(name string) (bool, error) { return envBoolDefault(name, false) }
+
+func envBoolDefault(name string, def bool) (bool, error) {
 	v := envOr(name, "")
 	if v == "" {
-		return false, nil
+		return def, nil
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {

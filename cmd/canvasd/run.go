@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -57,8 +56,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ready atomic.Bool
-	api, err := httpapi.New(cfg.HTTP, st, sys, log.Named("http"), ready.Load)
+	ready := newReadiness()
+	api, err := httpapi.New(cfg.HTTP, st, sys, log.Named("http"), ready.status)
 	if err != nil {
 		return err
 	}
@@ -96,19 +95,35 @@ func run(ctx context.Context, args []string) error {
 		zap.String("versioning", cfg.Versioning), zap.Bool("batching", cfg.Actors.Batching),
 		zap.String("notify", map[actors.NotifyMode]string{actors.NotifyCoalesced: "coalesced", actors.NotifyInTx: "in-tx"}[cfg.Actors.Notify]))
 
+	// /readyz answers from memory; the database is probed in the background.
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		ready.watch(ctx, pool, time.Second, log)
+	}()
+
 	// Migrate in the background so /healthz answers at once and /readyz
 	// turns ready only when the schema and the LISTEN connection are up.
 	started := make(chan struct{})
 	go func() {
 		defer close(started)
-		if err := migrate(ctx, pool, log); err != nil {
-			return
+		if cfg.Migrate {
+			ready.setPhase("starting: migrating the schema")
+			if err := migrate(ctx, pool, log); err != nil {
+				return
+			}
+		} else {
+			ready.setPhase("starting: checking the schema")
+			if err := awaitSchema(ctx, pool, ready, 2*time.Second, log); err != nil {
+				return
+			}
 		}
+		ready.setPhase("starting: actors")
 		if err := sys.Start(ctx); err != nil {
 			log.Error("actor system", zap.Error(err))
 			return
 		}
-		ready.Store(true)
+		ready.setPhase("")
 		log.Info("canvasd ready")
 	}()
 
@@ -119,6 +134,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	log.Info("shutting down", zap.Duration("drain_period", cfg.DrainPeriod))
 	<-started
+	<-watching
 
 	// Load balancers see /readyz fail and move traffic away; requests that
 	// still come are served, on connections that close after each answer.
@@ -188,14 +204,28 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *zap.Logger) error {
 }
 
 func newLogger(format, level string) (*zap.Logger, error) {
+	zc, err := loggerConfig(format, level)
+	if err != nil {
+		return nil, err
+	}
+	// Stack traces only for panics: warnings and errors here are about
+	// the world (a database away, a client misbehaving), not about code.
+	return zc.Build(zap.AddStacktrace(zapcore.DPanicLevel))
+}
+
+// loggerConfig is zap's configuration for format and level: ISO-8601
+// timestamps, no stack traces.
+func loggerConfig(format, level string) (zap.Config, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, errors.New("log level must be debug, info, warn or error")
+		return zap.Config{}, errors.New("log level must be debug, info, warn or error")
 	}
 	zc := zap.NewProductionConfig()
 	if format == "console" {
 		zc = zap.NewDevelopmentConfig()
 	}
 	zc.Level = zap.NewAtomicLevelAt(lvl)
-	return zc.Build()
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.DisableStacktrace = true
+	return zc, nil
 }

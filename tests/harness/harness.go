@@ -65,7 +65,7 @@ func Start(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Server {
 	sys, err := actors.New(acfg, st, log)
 	require.NoError(t, err)
 	require.NoError(t, sys.Start(context.Background()))
-	api, err := httpapi.New(hcfg, st, sys, log.Named("http"), func() bool { return true })
+	api, err := httpapi.New(hcfg, st, sys, log.Named("http"), func() (string, bool) { return "ready", true })
 	require.NoError(t, err)
 	hs := httptest.NewServer(api)
 	s := &Server{URL: hs.URL, Store: st, Sys: sys, http: hs, api: api}

@@ -128,3 +128,16 @@ func PoolFrom(t testing.TB, cfg *pgxpool.Config, migrate bool) *pgxpool.Pool {
 	}
 	return pool
 }
+
+// SchemaURL creates a fresh schema like Schema and returns a database URL
+// whose connections use it, for code that takes a URL (a whole server).
+func SchemaURL(t testing.TB) string {
+	t.Helper()
+	cfg := Schema(t)
+	u, err := url.Parse(URL())
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", cfg.ConnConfig.RuntimeParams["search_path"])
+	u.RawQuery = q.Encode()
+	return u.String()
+}
