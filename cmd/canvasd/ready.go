@@ -47,18 +47,29 @@ func (r *readiness) status() (string, bool) {
 	return "ready", true
 }
 
-// watch probes the database every interval until ctx ends, logging each
+// watch probes the database every interval until ctx ends, four times as
+// often while it is unreachable so its return is seen soon, logging each
 // change of state once.
 func (r *readiness) watch(ctx context.Context, pool *pgxpool.Pool, every time.Duration, log *zap.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
 		r.probe(ctx, pool, every, log)
+		wait := every
+		if r.dbErr.Load() != nil {
+			wait = every / 4
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
+	}
+}
+
+// connected records that a new database connection was just made: the
+// database is back without waiting for the next probe.
+func (r *readiness) connected(log *zap.Logger) {
+	if r.dbErr.Swap(nil) != nil {
+		log.Info("database reachable again")
 	}
 }
 

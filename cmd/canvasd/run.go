@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,6 +41,11 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("database url: %w", err)
 	}
 	poolCfg.MaxConns = int32(cfg.DBMaxConns)
+	ready := newReadiness()
+	poolCfg.AfterConnect = func(context.Context, *pgx.Conn) error {
+		ready.connected(log)
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("database pool: %w", err)
@@ -56,7 +62,6 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ready := newReadiness()
 	api, err := httpapi.New(cfg.HTTP, st, sys, log.Named("http"), ready.status)
 	if err != nil {
 		return err
