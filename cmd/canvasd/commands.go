@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -58,6 +60,7 @@ func printUsage(w io.Writer, serverFlags *flag.FlagSet) {
        canvasd migrate up|status [flags]  apply or show the schema migrations
        canvasd token --sub USER ...       mint a development token (canvasd token --help)
        canvasd version                    print the version and exit (also --version)
+       canvasd healthcheck [--url URL]    exit 0 if the local server answers /healthz (for container health checks)
 `)
 	if serverFlags == nil {
 		return
@@ -140,4 +143,52 @@ flags:
 	applied := max(after.Current-before.Current, 0)
 	_, err = fmt.Fprintf(out, "%s (applied %d)\n", after, applied)
 	return err
+}
+
+// runHealthcheck is `canvasd healthcheck`: it exits 0 when the server on
+// this machine answers GET /healthz with 200. Container images without a
+// shell or curl use it as their health check.
+func runHealthcheck(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("canvasd healthcheck", flag.ContinueOnError)
+	fs.SetOutput(out)
+	target := fs.String("url", healthURL(envOr("CANVASD_ADDR", "127.0.0.1:8080")), "URL to check (default: /healthz on CANVASD_ADDR, wildcard hosts as loopback)")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *target, nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", *target, resp.Status)
+	}
+	return nil
+}
+
+// healthURL is the /healthz URL of a server listening on addr, reached
+// over loopback when it listens on every address.
+func healthURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/healthz"
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz"
 }

@@ -32,6 +32,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = runToken(args[1:], stdout)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout)
+	case "healthcheck":
+		err = runHealthcheck(ctx, args[1:], stdout)
 	case "version", "-version", "--version":
 		_, err = fmt.Fprintln(stdout, versionString())
 	case "help":

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -334,5 +335,33 @@ func (p *proxy) pipe(dst, src net.Conn) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/healthz", r.URL.Path)
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, dispatch(context.Background(), []string{"healthcheck", "--url", srv.URL + "/healthz"}, &out, &errOut), errOut.String())
+	t.Setenv("CANVASD_ADDR", strings.TrimPrefix(srv.URL, "http://"))
+	require.Equal(t, 0, dispatch(context.Background(), []string{"healthcheck"}, &out, &errOut), "the address comes from CANVASD_ADDR")
+	status = http.StatusServiceUnavailable
+	require.Equal(t, 1, dispatch(context.Background(), []string{"healthcheck"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "503")
+	srv.Close()
+	require.Equal(t, 1, dispatch(context.Background(), []string{"healthcheck"}, &out, &errOut))
+
+	for addr, want := range map[string]string{
+		"0.0.0.0:8080":   "http://127.0.0.1:8080/healthz",
+		":8080":          "http://127.0.0.1:8080/healthz",
+		"[::]:8080":      "http://[::1]:8080/healthz",
+		"10.0.0.5:9000":  "http://10.0.0.5:9000/healthz",
+		"localhost:8080": "http://localhost:8080/healthz",
+	} {
+		require.Equal(t, want, healthURL(addr), addr)
 	}
 }
