@@ -175,10 +175,10 @@ func runPresenceScenario(ctx context.Context, env *scenEnv) (*ScenarioReport, er
 		return h, missed
 	}
 	hl, ml := measure(local)
-	rep.add(info("presence latency (ms), same instance: post sent -> event read", fmtHist(hl)), info("… probes not received", strconv.Itoa(ml)))
+	rep.add(info("presence latency (ms), same instance: post sent -> event read", fmtHist(hl)), info("… probes not received (coalesced away: newest wins)", strconv.Itoa(ml)))
 	if remote != nil {
 		hr, mr := measure(remote)
-		rep.add(info("presence latency (ms), across two instances", fmtHist(hr)), info("… probes not received", strconv.Itoa(mr)))
+		rep.add(info("presence latency (ms), across two instances", fmtHist(hr)), info("… probes not received (coalesced away: newest wins)", strconv.Itoa(mr)))
 	} else {
 		rep.note("no second instance (--url2): cross-instance latency not measured")
 	}
