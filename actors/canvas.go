@@ -355,19 +355,20 @@ func (a *canvasActor) commit(batch []*pushMsg) (version int64, results []error, 
 	// need not be read again for every attempt.
 	if a.s.cfg.Versioning == store.PerCanvas && !a.busy {
 		version, results, err = a.commitOptimistic(ctx, batch)
-		if errors.Is(err, store.ErrBusy) {
+		if errors.Is(err, store.ErrBusy) && a.s.cfg.LockTimeout > 0 {
 			// Another session holds the row: the batch is tried again
 			// under the row lock after a pause (retryBusy), the pulls
 			// waiting meanwhile answered first.
 			a.busy = true
 			return version, results, err
 		}
-		if !errors.Is(err, store.ErrStale) {
+		if !errors.Is(err, store.ErrStale) && !errors.Is(err, store.ErrBusy) {
 			return version, results, err
 		}
-		// Another instance wrote this canvas since we loaded it: redo the
-		// batch under the row lock, on fresh state.
-		a.logger.Debug("canvas written elsewhere, retrying under the row lock")
+		// Another instance wrote this canvas since we loaded it (or, with
+		// no lock timeout, holds it now): redo the batch under the row
+		// lock, on fresh state.
+		a.logger.Debug("canvas written or locked elsewhere, retrying under the row lock", zap.Error(err))
 		if err := a.load(ctx); err != nil {
 			return 0, nil, err
 		}

@@ -176,3 +176,34 @@ func TestLockedCanvasDoesNotStallOthers(t *testing.T) {
 	require.Equal(t, 42.0, values(t, s.Pull(t, "stuck", "reader", nil))["node/n"]["x"])
 	mustPush(t, s, "stuck", "g-stuck", M{3, "w-stuck", "moveNode", move("n", 43, 0)})
 }
+
+// With no lock timeout a push waits for a locked canvas row (up to the
+// write timeout) and commits once the lock goes.
+func TestNoLockTimeoutWaitsForTheRow(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, func(c *actorsConfig, _ *httpConfig) { c.LockTimeout = 0 })
+	s.CreateCanvas(t, "c")
+	mustPush(t, s, "c", "g", M{1, "a", "createNode", node("n", 0, 0)})
+	ctx := context.Background()
+	tx, err := s.Store.Pool().Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM canvases WHERE id = 'c' FOR UPDATE`)
+	require.NoError(t, err)
+
+	done := make(chan pushResult, 1)
+	go func() { done <- timedPush(t, s, "c", "g", M{2, "a", "moveNode", move("n", 7, 0)}) }()
+	select {
+	case r := <-done:
+		t.Fatalf("answered %d while the row was locked", r.status)
+	case <-time.After(500 * time.Millisecond):
+	}
+	require.NoError(t, tx.Rollback(ctx))
+	select {
+	case r := <-done:
+		require.Equal(t, http.StatusOK, r.status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push was not answered")
+	}
+	require.Equal(t, 7.0, values(t, s.Pull(t, "c", "g", nil))["node/n"]["x"])
+}
