@@ -149,9 +149,17 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 		presenceDue   <-chan time.Time
 		lastPresence  time.Time
 	)
+	var (
+		drained    = s.drained
+		leave      <-chan time.Time
+		leaveTimer *time.Timer
+	)
 	defer func() {
 		if presenceTimer != nil {
 			presenceTimer.Stop()
+		}
+		if leaveTimer != nil {
+			leaveTimer.Stop()
 		}
 	}()
 	for {
@@ -192,6 +200,16 @@ func (s *Server) pump(w streamWriter, sub *actors.Subscription, canvasID string,
 			return
 		case <-ping.C:
 			_, err = io.WriteString(w, ": ping\n\n")
+		case <-drained:
+			drained = nil
+			leave, leaveTimer = s.drainLeave()
+			continue
+		case <-leave:
+			// Draining: reconnect soon, through the load balancer, to an
+			// instance that stays.
+			_, _ = fmt.Fprintf(w, "retry: %d\n\n", 250+rand.IntN(750))
+			_ = w.Flush()
+			return
 		case <-s.sys.Stopping():
 			// Spread the reconnects of every client over a few seconds.
 			_, _ = fmt.Fprintf(w, "retry: %d\n\n", 1000+rand.IntN(4000))

@@ -6,7 +6,9 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,10 +101,16 @@ type Server struct {
 	// draining is set once shutdown begins: /readyz answers 503 so load
 	// balancers move traffic away while requests are still served.
 	draining atomic.Bool
-	echo     *echo.Echo
-	meters   *httpMetrics
-	scrape   echo.HandlerFunc // serves the registry
-	auth     *authenticator   // nil: authentication off
+	// drained is closed when the drain begins, after drainStart and
+	// drainPeriod are set: event streams then move on during the period.
+	drained     chan struct{}
+	drainOnce   sync.Once
+	drainStart  time.Time
+	drainPeriod time.Duration
+	echo        *echo.Echo
+	meters      *httpMetrics
+	scrape      echo.HandlerFunc // serves the registry
+	auth        *authenticator   // nil: authentication off
 	// presenceRate bounds each client's presence posts.
 	presenceRate *limiter
 }
@@ -126,7 +134,7 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New(), auth: auth, meters: metrics, scrape: metricsHandler(reg)}
+	s := &Server{cfg: cfg, store: st, sys: sys, log: log, ready: ready, echo: echo.New(), auth: auth, drained: make(chan struct{}), meters: metrics, scrape: metricsHandler(reg)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -217,8 +225,30 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 // Drain makes /readyz answer 503 from now on; everything else is still
-// served. Safe to call twice.
-func (s *Server) Drain() { s.draining.Store(true) }
+// served. Each event stream is ended at a random moment of the second half
+// of period, once the load balancer has seen /readyz fail, with a short
+// retry hint: its client reconnects to another instance while this one
+// still serves, instead of losing its pokes for seconds when the listener
+// closes. Safe to call twice.
+func (s *Server) Drain(period time.Duration) {
+	s.drainOnce.Do(func() {
+		s.draining.Store(true)
+		s.drainStart, s.drainPeriod = time.Now(), period
+		close(s.drained)
+	})
+}
+
+// drainLeave returns when an event stream should end during the drain (a
+// nil channel if the drain has no period), with its timer to stop.
+func (s *Server) drainLeave() (<-chan time.Time, *time.Timer) {
+	if s.drainPeriod <= 0 {
+		return nil, nil
+	}
+	spread := max(s.drainPeriod*2/5, time.Millisecond)
+	at := s.drainStart.Add(s.drainPeriod/2 + rand.N(spread))
+	t := time.NewTimer(time.Until(at))
+	return t.C, t
+}
 
 func (s *Server) readyz(c echo.Context) error {
 	if s.draining.Load() {

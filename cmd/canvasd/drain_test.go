@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,8 @@ import (
 )
 
 // On SIGTERM (the context ending) /readyz answers 503 for the drain
-// period while requests are still served; then the listener closes.
+// period while requests are still served, event streams are told to
+// reconnect (elsewhere) during its second half; then the listener closes.
 func TestDrainPeriodBeforeListenerCloses(t *testing.T) {
 	t.Parallel()
 	schema := pgtest.Schema(t).ConnConfig.RuntimeParams["search_path"]
@@ -47,17 +50,56 @@ func TestDrainPeriodBeforeListenerCloses(t *testing.T) {
 		return resp.StatusCode
 	}
 	require.Eventually(t, func() bool { return get("/readyz") == http.StatusOK }, 20*time.Second, 20*time.Millisecond)
+	resp, err := client.Post("http://"+addr+"/api/canvases", "application/json", strings.NewReader(`{"id":"c"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	// An event stream, to see it move on during the drain.
+	stream, err := client.Get("http://" + addr + "/api/canvases/c/events")
+	require.NoError(t, err)
+	defer stream.Body.Close()
+	require.Equal(t, http.StatusOK, stream.StatusCode)
+	type streamEnd struct {
+		retry string
+		at    time.Time
+	}
+	ended := make(chan streamEnd, 1)
+	go func() {
+		var e streamEnd
+		sc := bufio.NewScanner(stream.Body)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "retry: "); ok {
+				e.retry = v
+			}
+		}
+		e.at = time.Now()
+		ended <- e
+	}()
 
 	cancel() // what SIGTERM does
 	stopped := time.Now()
 	require.Eventually(t, func() bool { return get("/readyz") == http.StatusServiceUnavailable }, time.Second, 10*time.Millisecond)
 	// Still serving: health, and a write.
 	require.Equal(t, http.StatusOK, get("/healthz"))
-	resp, err := client.Post("http://"+addr+"/api/canvases", "application/json", strings.NewReader(`{"id":"during-drain"}`))
+	resp, err = client.Post("http://"+addr+"/api/canvases", "application/json", strings.NewReader(`{"id":"during-drain"}`))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	require.Less(t, time.Since(stopped), drain, "the checks ran inside the drain period")
+
+	// The stream was told to reconnect soon, in the second half of the
+	// drain period, while the server still served.
+	select {
+	case e := <-ended:
+		require.NotEmpty(t, e.retry, "a retry hint")
+		ms, err := strconv.Atoi(e.retry)
+		require.NoError(t, err)
+		require.Less(t, ms, 1000)
+		require.GreaterOrEqual(t, e.at.Sub(stopped), drain/2-100*time.Millisecond)
+		require.Less(t, e.at.Sub(stopped), drain)
+	case <-time.After(drain + 10*time.Second):
+		t.Fatal("the event stream did not end")
+	}
 
 	select {
 	case err := <-done:

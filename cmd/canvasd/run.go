@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string) error {
 
 	// Load balancers see /readyz fail and move traffic away; requests that
 	// still come are served, on connections that close after each answer.
-	api.Drain()
+	api.Drain(cfg.DrainPeriod)
 	if cfg.DrainPeriod > 0 {
 		srv.SetKeepAlivesEnabled(false)
 		select {
