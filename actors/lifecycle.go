@@ -144,6 +144,16 @@ func (s *System) CollectGarbage(ctx context.Context, now time.Time) (GCStats, er
 			}
 		}
 		for range gcMaxBatches {
+			// A deleted group is remembered for one more TTL.
+			n, err := s.store.ForgetDeletedGroups(ctx, now.Add(-s.cfg.ClientGroupTTL), gcBatch)
+			if err != nil {
+				return err
+			}
+			if n < gcBatch {
+				break
+			}
+		}
+		for range gcMaxBatches {
 			_, n, err := s.store.PurgeTombstones(ctx, now.Add(-s.cfg.TombstoneTTL), gcBatch)
 			st.TombstonesDeleted += n
 			s.Metrics.TombstonesDeleted.Add(int64(n))

@@ -195,9 +195,11 @@ func (a *canvasActor) pullFromMemory(msg *pullMsg) (*PullResult, error) {
 		switch {
 		case c.Canvas != a.id || c.Epoch != a.epoch:
 			return nil, canvas.ErrClientStateNotFound
-		case owner.canvas == "" && c.Order < a.groupsPurged:
+		case owner.canvas == "" && c.Order < a.groupsPurged && a.groupDeleted(msg.group):
 			// A group this server does not know, with a cookie from
-			// before client groups were deleted: its group is gone.
+			// before client groups were deleted, that is one of them
+			// (the real client also gives new groups the cookie of the
+			// group they replace).
 			return nil, canvas.ErrClientStateNotFound
 		case c.Order > a.version || c.Order < a.logFloor:
 			return nil, ErrPullFromStore
@@ -302,9 +304,28 @@ func (a *canvasActor) resetLog(version int64) {
 	clear(a.patches)
 }
 
+// groupDeleted reports whether group, unknown here, was deleted for
+// idleness; remembered with its binding. A database error counts as not
+// deleted: the pull is then served as a new group's.
+func (a *canvasActor) groupDeleted(group string) bool {
+	b := a.pullGroups[group]
+	if !b.checked {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		deleted, err := a.s.store.GroupDeleted(ctx, a.id, group)
+		if err != nil {
+			a.logger.Warn("deleted client group lookup failed", zap.String("group", group), zap.Error(err))
+		}
+		b.checked, b.deleted = err == nil, deleted
+		a.pullGroups[group] = b
+	}
+	return b.deleted
+}
+
 // groupOwner is the binding of a client group, read from the store once.
 type groupBinding struct {
-	canvas, user string // canvas "" when the group is bound nowhere yet
+	canvas, user     string // canvas "" when the group is bound nowhere yet
+	checked, deleted bool   // looked up among the deleted groups, and found there
 }
 
 func (a *canvasActor) groupOwner(group string) (groupBinding, error) {

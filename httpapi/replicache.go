@@ -137,7 +137,7 @@ func (s *Server) pullFromStore(c echo.Context, canvasID, group string, cookie *c
 		return nil, canvas.ErrClientStateNotFound // another user's group
 	case cookie != nil && (cookie.Epoch != res.Canvas.Epoch || cookie.Order > res.Canvas.Version):
 		return nil, canvas.ErrClientStateNotFound // not this canvas's history
-	case cookie != nil && res.GroupCanvas == "" && cookie.Order < res.Canvas.GroupsPurgedVersion:
+	case res.GroupCanvas == "" && res.GroupDeleted:
 		return nil, canvas.ErrClientStateNotFound // a returning client of a deleted group
 	}
 	return &actors.PullResult{

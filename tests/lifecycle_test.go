@@ -87,6 +87,13 @@ func TestIdleClientGroupsAreDeleted(t *testing.T) {
 	p = b.Pull(t, "c", "idle", old.Cookie)
 	require.Equal(t, "ClientStateNotFound", p.Error, p.Raw)
 
+	// A new group that carries the deleted group's cookie (the real client
+	// gives a new group the state of the one it replaces) is served.
+	forked := a.Pull(t, "c", "forked", old.Cookie)
+	require.Empty(t, forked.Error, forked.Raw)
+	forked = b.Pull(t, "c", "forked2", old.Cookie)
+	require.Empty(t, forked.Error, forked.Raw)
+
 	// It resets: a new group starts from scratch and sees everything.
 	fresh := a.Pull(t, "c", "idle2", nil)
 	require.Empty(t, fresh.Error)
@@ -96,6 +103,14 @@ func TestIdleClientGroupsAreDeleted(t *testing.T) {
 	// The group still in use kept its clients and goes on.
 	mustPush(t, b, "c", "busy", M{2, "cb", "moveNode", move("n3", 5, 5)})
 	require.Equal(t, map[string]int64{"cb": 2}, a.Pull(t, "c", "busy", nil).LastMutationIDChanges)
+
+	// A deleted group is remembered for one more TTL, then forgotten: its
+	// pull is then served like a new group's (its push still fails).
+	collect(t, a, time.Now().Add(lifecycleTTL/2))
+	require.Equal(t, "ClientStateNotFound", a.Pull(t, "c", "idle", old.Cookie).Error)
+	collect(t, a, time.Now().Add(3*lifecycleTTL))
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM client_groups_deleted WHERE id = 'idle'`))
+	require.Empty(t, b.Pull(t, "c", "idle", old.Cookie).Error)
 }
 
 // Tombstones older than the TTL are purged. A cookie from before the purge
@@ -180,12 +195,12 @@ func TestCollectorTakesTurnsAndNeverWaitsForWriters(t *testing.T) {
 	lockConn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	var got bool
-	require.NoError(t, lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock(x'63616e7661736763'::int8)`).Scan(&got))
+	require.NoError(t, lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock(x'63616e76'::int4, hashtext(current_schema()))`).Scan(&got))
 	require.True(t, got)
 	st, err := a.Sys.CollectGarbage(ctx, time.Now().Add(2*lifecycleTTL))
 	require.NoError(t, err)
 	require.False(t, st.Ran)
-	_, err = lockConn.Exec(ctx, `SELECT pg_advisory_unlock(x'63616e7661736763'::int8)`)
+	_, err = lockConn.Exec(ctx, `SELECT pg_advisory_unlock(x'63616e76'::int4, hashtext(current_schema()))`)
 	require.NoError(t, err)
 	lockConn.Release()
 

@@ -61,6 +61,13 @@ func TestRealClient(t *testing.T) {
 	runNodeTests(t, nodeBin, clientDir, srv.base)
 
 	srv.stop(t)
+
+	// The data lifecycle, on a server of its own whose collector deletes
+	// client groups idle for 2 s: run on the shared one, it would delete
+	// the groups of the other tests.
+	gc := startServer(t, bin, freshDatabase(t), "CANVASD_CLIENT_GROUP_TTL=2s", "CANVASD_TOMBSTONE_TTL=2s", "CANVASD_GC_INTERVAL=200ms")
+	runNodeTests(t, nodeBin, clientDir, gc.base, "CANVASD_GC=1", "lifecycle.test.js")
+	gc.stop(t)
 }
 
 // watchInputs opens every file under dirs (node_modules aside). The suite
@@ -273,15 +280,27 @@ func ensureNodeModules(t *testing.T, clientDir string, unavailable func(string, 
 	require.NoError(t, nodeenv.Install(clientDir))
 }
 
-func runNodeTests(t *testing.T, nodeBin, clientDir, base string) {
+// runNodeTests runs node --test in clientDir against base. With no files
+// given, node finds every *.test.js; env entries that contain "=" are
+// added to the environment, the others are test files.
+func runNodeTests(t *testing.T, nodeBin, clientDir, base string, extra ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// No path arguments: node --test finds *.test.js under the cwd (and
 	// skips node_modules) on every Node version from 20 on.
-	cmd := exec.CommandContext(ctx, nodeBin, "--test", "--test-reporter=spec")
+	args := []string{"--test", "--test-reporter=spec"}
+	env := append(os.Environ(), "CANVASD_URL="+base, "NO_COLOR=1", "FORCE_COLOR=0")
+	for _, x := range extra {
+		if strings.Contains(x, "=") {
+			env = append(env, x)
+		} else {
+			args = append(args, x)
+		}
+	}
+	cmd := exec.CommandContext(ctx, nodeBin, args...)
 	cmd.Dir = clientDir
-	cmd.Env = append(os.Environ(), "CANVASD_URL="+base, "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.Env = env
 	cmd.WaitDelay = 10 * time.Second
 
 	pr, pw := io.Pipe()

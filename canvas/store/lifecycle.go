@@ -8,9 +8,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// gcLockKey is the advisory lock that keeps the lifecycle collector on one
-// instance at a time ("canvasgc").
-const gcLockKey int64 = 0x63616e7661736763
+// gcLock names the advisory lock that keeps the lifecycle collector on one
+// instance at a time: advisory locks are per database, so the schema is
+// part of the name ("canv" and the schema's hash).
+const gcLock = `x'63616e76'::int4, hashtext(current_schema())`
 
 // GroupKey names a client group of a canvas.
 type GroupKey struct {
@@ -43,7 +44,7 @@ func (s *Store) WithGCLock(ctx context.Context, fn func(ctx context.Context) err
 	}
 	defer conn.Release()
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, gcLockKey).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+gcLock+`)`).Scan(&got); err != nil {
 		return false, fmt.Errorf("gc lock: %w", err)
 	}
 	if !got {
@@ -52,7 +53,7 @@ func (s *Store) WithGCLock(ctx context.Context, fn func(ctx context.Context) err
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, gcLockKey); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(`+gcLock+`)`); err != nil {
 			// The session may still hold the lock: never reuse it.
 			_ = conn.Conn().Close(ctx)
 		}
@@ -122,19 +123,26 @@ func (s *Store) DeleteIdleGroups(ctx context.Context, cutoff time.Time, limit in
 	}
 	// Checked again: a group used since the search is kept.
 	rows, err = tx.Query(ctx, `DELETE FROM client_groups g USING unnest($2::text[], $3::text[]) AS u(canvas_id, id)
-		WHERE g.canvas_id = u.canvas_id AND g.id = u.id AND `+idle+` RETURNING g.canvas_id`, cutoff, delCanvases, delGroups)
+		WHERE g.canvas_id = u.canvas_id AND g.id = u.id AND `+idle+` RETURNING g.canvas_id, g.id`, cutoff, delCanvases, delGroups)
 	if err != nil {
 		return 0, 0, fmt.Errorf("delete idle groups: %w", err)
 	}
 	touched := make(map[string]bool)
-	if _, err := pgx.ForEachRow(rows, []any{&cv}, func() error {
+	var goneCanvases, goneGroups []string
+	if _, err := pgx.ForEachRow(rows, []any{&cv, &g}, func() error {
 		deleted++
 		touched[cv] = true
+		goneCanvases, goneGroups = append(goneCanvases, cv), append(goneGroups, g)
 		return nil
 	}); err != nil {
 		return 0, 0, fmt.Errorf("delete idle groups: %w", err)
 	}
 	if deleted > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO client_groups_deleted (canvas_id, id)
+			SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (canvas_id, id) DO UPDATE SET deleted_at = now()`,
+			goneCanvases, goneGroups); err != nil {
+			return 0, 0, fmt.Errorf("record deleted groups: %w", err)
+		}
 		ids := make([]string, 0, len(touched))
 		for id := range touched {
 			ids = append(ids, id)
@@ -224,4 +232,28 @@ func (s *Store) PurgeTombstones(ctx context.Context, cutoff time.Time, limit int
 		return 0, 0, fmt.Errorf("purge tombstones: %w", err)
 	}
 	return max(len(ids), deleted), deleted, nil
+}
+
+// GroupDeleted reports whether client group groupID of canvasID was
+// deleted for idleness (and is still remembered as such).
+func (s *Store) GroupDeleted(ctx context.Context, canvasID, groupID string) (bool, error) {
+	var deleted bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM client_groups_deleted WHERE canvas_id = $1 AND id = $2)`,
+		canvasID, groupID).Scan(&deleted)
+	if err != nil {
+		return false, fmt.Errorf("group %s deleted: %w", groupID, err)
+	}
+	return deleted, nil
+}
+
+// ForgetDeletedGroups forgets up to limit groups deleted before cutoff:
+// their returning clients are then served as new groups on pull (a push
+// still gets ClientStateNotFound). It returns how many it forgot.
+func (s *Store) ForgetDeletedGroups(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM client_groups_deleted WHERE (canvas_id, id) IN (
+		SELECT canvas_id, id FROM client_groups_deleted WHERE deleted_at < $1 ORDER BY deleted_at LIMIT $2)`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("forget deleted groups: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

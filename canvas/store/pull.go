@@ -17,6 +17,8 @@ type PullResult struct {
 	LastMutationIDs map[string]int64
 	// GroupCanvas and GroupUser say where the group is bound ("" if new).
 	GroupCanvas, GroupUser string
+	// GroupDeleted is set when the group was deleted for idleness.
+	GroupDeleted bool
 	// Reset is set when since is older than the canvas's tombstone
 	// horizon: deletes after it may be gone, so Changes holds every live
 	// row (a reset patch) and LastMutationIDs every client of the group.
@@ -46,6 +48,8 @@ func (s *Store) Pull(ctx context.Context, canvasID, groupID string, since int64)
 		return err
 	})
 	queuePullRows(b, res, canvasID, groupID, since)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM client_groups_deleted WHERE canvas_id = $1 AND id = $2)`, canvasID, groupID).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&res.GroupDeleted) })
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("pull canvas %s: %w", canvasID, err)
 	}
