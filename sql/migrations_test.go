@@ -51,7 +51,7 @@ func TestApplyFromScratchConcurrentlyAndAgain(t *testing.T) {
 		require.NoError(t, rows.Scan(&name))
 		tables = append(tables, name)
 	}
-	require.Equal(t, []string{"canvas_purges", "canvasd_schema_version", "canvases", "client_groups", "clients", "edges", "global_version", "nodes"}, tables)
+	require.Equal(t, []string{"canvas_purges", "canvasd_schema_version", "canvases", "client_groups", "client_groups_deleted", "clients", "edges", "global_version", "nodes"}, tables)
 }
 
 // Status reads how far a schema is migrated and changes nothing.
