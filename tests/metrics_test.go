@@ -166,3 +166,18 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Pushes refused for their token are counted as unauthorized.
+func TestMetricsCountUnauthorizedPushes(t *testing.T) {
+	t.Parallel()
+	s, service := authServer(t, nil)
+	status, _ := s.Do(t, http.MethodPost, "/api/canvases/c/replicache/push", pushBody("g", M{1, "x", "createNode", node("n", 0, 0)}))
+	require.Equal(t, http.StatusUnauthorized, status)
+	reader := s.As(hsToken(t, "reader", "read:c"))
+	status, _ = reader.Do(t, http.MethodPost, "/api/canvases/c/replicache/push", pushBody("g", M{1, "x", "createNode", node("n", 0, 0)}))
+	require.Equal(t, http.StatusForbidden, status)
+	mustPush(t, service, "c", "g2", M{1, "y", "createNode", node("n", 0, 0)})
+	f := scrape(t, service)
+	require.Equal(t, 2.0, value(f, "canvasd_pushes_total", "outcome", "unauthorized"))
+	require.Equal(t, 1.0, value(f, "canvasd_pushes_total", "outcome", "applied"))
+}
