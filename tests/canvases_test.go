@@ -121,7 +121,8 @@ func countRows(t *testing.T, s *harness.Server, canvasID string) int {
 	var n int
 	err := s.Store.Pool().QueryRow(context.Background(), `SELECT
 		(SELECT count(*) FROM nodes WHERE canvas_id = $1) + (SELECT count(*) FROM edges WHERE canvas_id = $1) +
-		(SELECT count(*) FROM clients WHERE canvas_id = $1) + (SELECT count(*) FROM client_groups WHERE canvas_id = $1)`,
+		(SELECT count(*) FROM clients WHERE canvas_id = $1) + (SELECT count(*) FROM client_groups WHERE canvas_id = $1) +
+		(SELECT count(*) FROM client_groups_deleted WHERE canvas_id = $1)`,
 		canvasID).Scan(&n)
 	require.NoError(t, err)
 	return n
@@ -151,6 +152,10 @@ func TestDeleteCanvasAcrossInstances(t *testing.T) {
 	onB, _ := openClientStream(t, b, "c", "")
 	mustPresence(t, a, "c", "k", map[string]any{"x": 1})
 	presenceOf(t, onB, "k")
+
+	// A group deleted for idleness is remembered; that memory goes too.
+	_, err := a.Store.Pool().Exec(context.Background(), `INSERT INTO client_groups_deleted (canvas_id, id) VALUES ('c', 'idle')`)
+	require.NoError(t, err)
 
 	status, body := b.Do(t, http.MethodDelete, "/api/canvases/c", nil)
 	require.Equal(t, http.StatusNoContent, status, string(body))

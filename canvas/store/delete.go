@@ -90,8 +90,8 @@ func (s *Store) createCanvas(ctx context.Context, id, title string) (Canvas, boo
 }
 
 // purgeTables are the tables holding a canvas's content, clients before
-// their groups.
-var purgeTables = []string{"clients", "client_groups", "edges", "nodes"}
+// their groups (and the memory of groups deleted for idleness).
+var purgeTables = []string{"clients", "client_groups", "client_groups_deleted", "edges", "nodes"}
 
 // PurgeStep removes up to batch rows of each table for one deleted canvas
 // (one whose purge no other instance is running), in one short
