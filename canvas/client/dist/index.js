@@ -505,7 +505,8 @@ var CanvasClient = class extends Replicache {
       try {
         const headers = this.#headers({ Accept: "text/event-stream" });
         if (this.#lastEventID) headers["Last-Event-ID"] = this.#lastEventID;
-        const res = await fetch(`${this.#base}/events`, { headers, signal, cache: "no-store" });
+        const url = `${this.#base}/events?clientID=${encodeURIComponent(this.clientID)}`;
+        const res = await fetch(url, { headers, signal, cache: "no-store" });
         status = res.status;
         retryAfter = Number(res.headers.get("Retry-After")) * 1e3 || 0;
         if (res.ok && res.body) {

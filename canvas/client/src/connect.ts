@@ -285,7 +285,10 @@ export class CanvasClient extends Replicache<CanvasMutators> {
       try {
         const headers = this.#headers({Accept: 'text/event-stream'});
         if (this.#lastEventID) headers['Last-Event-ID'] = this.#lastEventID;
-        const res = await fetch(`${this.#base}/events`, {headers, signal, cache: 'no-store'});
+        // Naming the client lets the server clear its presence when the stream
+        // closes (a closed tab), instead of after the presence TTL.
+        const url = `${this.#base}/events?clientID=${encodeURIComponent(this.clientID)}`;
+        const res = await fetch(url, {headers, signal, cache: 'no-store'});
         status = res.status;
         retryAfter = Number(res.headers.get('Retry-After')) * 1000 || 0;
         if (res.ok && res.body) {
