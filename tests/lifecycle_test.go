@@ -194,6 +194,12 @@ func TestCollectorTakesTurnsAndNeverWaitsForWriters(t *testing.T) {
 	// Another instance holds the collector's lock: this one does nothing.
 	lockConn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
+	released := false
+	t.Cleanup(func() { // a failed assertion must not leave the pool's Close waiting
+		if !released {
+			lockConn.Release()
+		}
+	})
 	var got bool
 	require.NoError(t, lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock(x'63616e76'::int4, hashtext(current_schema()))`).Scan(&got))
 	require.True(t, got)
@@ -203,10 +209,12 @@ func TestCollectorTakesTurnsAndNeverWaitsForWriters(t *testing.T) {
 	_, err = lockConn.Exec(ctx, `SELECT pg_advisory_unlock(x'63616e76'::int4, hashtext(current_schema()))`)
 	require.NoError(t, err)
 	lockConn.Release()
+	released = true
 
 	// A writer holds the canvas row: the run skips the canvas at once.
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
 	_, err = tx.Exec(ctx, `SELECT 1 FROM canvases WHERE id = 'c' FOR UPDATE`)
 	require.NoError(t, err)
 	start := time.Now()
