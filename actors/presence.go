@@ -29,11 +29,11 @@ type presenceHub struct {
 	// known holds the canvases seen to exist, until when, so that posts
 	// skip the canvas actor; drops counts deletions, so that a check that
 	// raced with one does not mark its canvas.
-	known    map[string]time.Time
-	drops    uint64
-	stop     chan struct{}
-	done     sync.WaitGroup
-	once     sync.Once
+	known map[string]time.Time
+	drops uint64
+	stop  chan struct{}
+	done  sync.WaitGroup
+	once  sync.Once
 }
 
 type canvasPresence struct {

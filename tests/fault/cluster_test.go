@@ -107,7 +107,10 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	t.Cleanup(c.tr.CloseIdleConnections)
 	for i := range o.instances {
 		in := &instance{
-			name: fmt.Sprintf("fault_i%d", i),
+			// Unique per scenario: faults terminate connections by
+			// application_name across the whole server, and scenarios run
+			// in parallel.
+			name: fmt.Sprintf("%s_i%d", c.schema, i),
 			addr: freeAddr(t),
 			log:  filepath.Join(t.TempDir(), fmt.Sprintf("i%d.log", i)),
 		}
