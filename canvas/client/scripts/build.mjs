@@ -31,11 +31,15 @@ const common = {
   logLevel: 'warning',
 };
 
-// The package: one module per entry point, replicache left to the app.
+// The package: one module per entry point, replicache left to the app;
+// code both entry points use goes into a shared chunk, so an app importing
+// both gets one copy of the mutators.
 await build({
   ...common,
   entryPoints: ['src/index.ts', 'src/mutators.ts'],
   outdir: distDir,
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   external: ['replicache'],
   platform: 'neutral',
 });
