@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
-// runAll runs every (sweep point, mode) pair in turn, each on a fresh
-// database (and a freshly started server), and returns the results in order.
+// runAll runs every (sweep point, mode) pair in turn, --repeat rounds of
+// them interleaved (see schedule), each run on a fresh database (and a
+// freshly started server), and returns the results in run order.
 // A failing pair is recorded with Err and does not stop the others.
 func runAll(ctx context.Context, cfg Config, prog *progress) ([]*Result, error) {
 	names := cfg.Modes
@@ -60,41 +62,52 @@ func runAll(ctx context.Context, cfg Config, prog *progress) ([]*Result, error) 
 	if cfg.Sweep.Param == "" {
 		points = []float64{0}
 	}
-	ceilings := map[string]*Result{} // a rate sweep does not change the ceiling
+	// A rate sweep does not change the ceiling: it runs once per round.
+	ceilings := map[int]map[string]*Result{}
 	var results []*Result
-	for _, x := range points {
+	for _, run := range schedule(len(points), names, max(cfg.Repeat, 1)) {
+		x := points[run.Point]
 		pc := cfg.Sweep.Apply(cfg, x)
 		if prog != nil {
 			prog.point = cfg.Sweep.Param
 			if cfg.Sweep.Param != "" {
 				prog.point = fmt.Sprintf("%s=%g", cfg.Sweep.Param, x)
 			}
+			if cfg.Repeat > 1 {
+				prog.point = strings.TrimSpace(fmt.Sprintf("round %d/%d %s", run.Round, cfg.Repeat, prog.point))
+			}
 		}
-		for _, name := range names {
-			mode, _ := modeByName(name)
-			var res *Result
-			var err error
-			if c := ceilings[name]; c != nil && cfg.Sweep.Param == "rate" {
-				cp := *c
-				res = &cp
-			} else {
-				res, err = runPoint(ctx, pc, name, mode, bin, logDir, prog)
-			}
-			if ctx.Err() != nil {
-				return results, ctx.Err()
-			}
-			if err != nil {
-				failed = true
-				res = newResult(pc, name)
-				res.Err = err.Error()
-			}
-			if mode.Ceiling != "" && res.Err == "" {
-				ceilings[name] = res
-			}
-			res.Param, res.X = cfg.Sweep.Param, x
-			results = append(results, res)
-			prog.note("%s", summaryLine(res))
+		if ceilings[run.Round] == nil {
+			ceilings[run.Round] = map[string]*Result{}
 		}
+		name := run.Mode
+		mode, _ := modeByName(name)
+		var res *Result
+		var err error
+		if c := ceilings[run.Round][name]; c != nil && cfg.Sweep.Param == "rate" {
+			cp := *c
+			res = &cp
+		} else {
+			res, err = runPoint(ctx, pc, name, mode, bin, logDir, prog)
+		}
+		if ctx.Err() != nil {
+			return results, ctx.Err()
+		}
+		if err != nil {
+			failed = true
+			res = newResult(pc, name)
+			res.Err = err.Error()
+		}
+		if mode.Ceiling != "" && res.Err == "" {
+			ceilings[run.Round][name] = res
+		}
+		res.Param, res.X, res.Round = cfg.Sweep.Param, x, run.Round
+		results = append(results, res)
+		line := summaryLine(res)
+		if cfg.Repeat > 1 {
+			line = fmt.Sprintf("[%d/%d] %s", run.Round, cfg.Repeat, line)
+		}
+		prog.note("%s", line)
 	}
 	return results, nil
 }

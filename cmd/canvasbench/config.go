@@ -50,6 +50,9 @@ type Config struct {
 	CeilingConns int
 
 	Sweep Sweep
+	// Repeat is how many rounds compare runs; each round runs every
+	// (sweep point, mode) pair once.
+	Repeat int
 
 	// Scenario is "load" (the push workload above) or one of the target
 	// scenarios "pull", "fanout", "touch" (scenario.go); Scen holds their
@@ -58,9 +61,15 @@ type Config struct {
 	Scen     ScenarioConfig
 
 	// Output.
-	CSV   string
-	SVG   string
-	Quiet bool
+	CSV    string
+	RawCSV string // per-run rows of a repeated run; "" = <CSV>.runs.csv
+	SVG    string
+	Quiet  bool
+
+	// Flags is every flag's effective value and Args the command line, for
+	// the provenance of the result files.
+	Flags map[string]string
+	Args  []string
 }
 
 // Sweep varies one workload parameter across runs.
@@ -246,7 +255,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.CeilingConns, "ceiling-conns", 16, "database connections of the raw SQL ceiling (canvasd's --db-max-conns default is 16)")
 	fs.BoolVar(&c.NoObserver, "no-observer", false, "no SSE observers (no poke/visible/pull latency)")
 	fs.StringVar(&sweep, "sweep", "", "vary one parameter: canvases=1,4,16 | clients=... | batch=... | rate=...")
-	fs.StringVar(&c.CSV, "csv", "", "write results as CSV to this file")
+	fs.IntVar(&c.Repeat, "repeat", 1, "run every configuration this many times, interleaved (round r runs every mode once); the table and --csv report the median, interquartile range and min-max")
+	fs.StringVar(&c.CSV, "csv", "", "write results as CSV to this file (with --repeat > 1: one summary row per mode and sweep value)")
+	fs.StringVar(&c.RawCSV, "raw-csv", "", "with --repeat > 1: write one row per run to this file (default: the --csv name with .runs.csv)")
 	fs.StringVar(&c.SVG, "svg", "", "write an SVG chart (throughput and push p99 vs the sweep value) to this file")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress line")
 	if c.Scenario == "" {
@@ -266,6 +277,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.Args = slices.Clone(args)
+	c.Flags = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.Flags[f.Name] = f.Value.String() })
 	c.applyScenarioDefaults(set)
 	var err error
 	if c.Mix, err = ParseMix(mix); err != nil {
@@ -330,6 +344,9 @@ func (c Config) Validate() error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if c.Repeat < 1 || c.Repeat > 1000 {
+		bad("--repeat must be in 1..1000")
 	}
 	if c.Canvases < 1 || c.Canvases > 100_000 {
 		bad("--canvases must be in 1..100000")

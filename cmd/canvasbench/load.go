@@ -18,6 +18,7 @@ type Result struct {
 	Mode     string
 	Param    string  // sweep parameter, "" without a sweep
 	X        float64 // sweep value
+	Round    int     // 1-based round of a --repeat comparison
 	Canvases int
 	Clients  int
 	Batch    int

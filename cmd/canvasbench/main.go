@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -32,12 +33,15 @@ func run(ctx context.Context) error {
 		return err
 	}
 	prog := newProgress(os.Stderr, cfg.Quiet)
+	started := time.Now()
 	if cfg.Scenario != "load" {
 		rep, err := runScenario(ctx, cfg, prog)
 		if rep != nil {
 			writeScenario(os.Stdout, rep)
 			if cfg.CSV != "" {
 				if werr := writeFile(cfg.CSV, func(f *os.File) error { return writeScenarioCSV(f, rep) }); werr != nil {
+					err = errors.Join(err, werr)
+				} else if werr := writeProvenance(cfg.CSV, collectProvenance(context.WithoutCancel(ctx), cfg, started)); werr != nil {
 					err = errors.Join(err, werr)
 				}
 			}
@@ -49,15 +53,40 @@ func run(ctx context.Context) error {
 	}
 	results, err := runAll(ctx, cfg, prog)
 	if len(results) > 0 {
-		writeTable(os.Stdout, cfg, results)
-		if cfg.CSV != "" {
-			if werr := writeFile(cfg.CSV, func(f *os.File) error { return writeCSV(f, results) }); werr != nil {
+		var files []string
+		out := func(path string, fn func(*os.File) error) {
+			if werr := writeFile(path, fn); werr != nil {
 				err = errors.Join(err, werr)
+				return
+			}
+			files = append(files, path)
+		}
+		if cfg.Repeat > 1 {
+			writeRepeatTable(os.Stdout, cfg, results)
+			if cfg.CSV != "" {
+				out(cfg.CSV, func(f *os.File) error { return writeSummaryCSV(f, results) })
+			}
+			if raw := cfg.RawCSV; raw != "" || cfg.CSV != "" {
+				if raw == "" {
+					raw = rawCSVPath(cfg.CSV)
+				}
+				out(raw, func(f *os.File) error { return writeRunsCSV(f, results) })
+			}
+		} else {
+			writeTable(os.Stdout, cfg, results)
+			if cfg.CSV != "" {
+				out(cfg.CSV, func(f *os.File) error { return writeCSV(f, results) })
 			}
 		}
 		if cfg.SVG != "" {
-			if werr := writeFile(cfg.SVG, func(f *os.File) error { return writeSVG(f, cfg, results) }); werr != nil {
-				err = errors.Join(err, werr)
+			out(cfg.SVG, func(f *os.File) error { return writeSVG(f, cfg, results) })
+		}
+		if len(files) > 0 {
+			p := collectProvenance(context.WithoutCancel(ctx), cfg, started)
+			for _, path := range files {
+				if werr := writeProvenance(path, p); werr != nil {
+					err = errors.Join(err, werr)
+				}
 			}
 		}
 	}

@@ -135,22 +135,36 @@ var csvHeader = []string{"mode", "sweep_param", "sweep_value", "canvases", "clie
 	"poke_samples", "stale_observers", "unseen", "early", "not_sent", "errors_total", "errors", "rss_bytes", "peak_rss_bytes", "error"}
 
 // writeCSV writes one row per result.
-func writeCSV(w io.Writer, results []*Result) error {
+func writeCSV(w io.Writer, results []*Result) error { return writeRows(w, results, false) }
+
+// writeRunsCSV writes one row per run of a repeated comparison: the round
+// (1-based, in run order) and then the columns of writeCSV.
+func writeRunsCSV(w io.Writer, results []*Result) error { return writeRows(w, results, true) }
+
+func writeRows(w io.Writer, results []*Result, withRound bool) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(csvHeader); err != nil {
+	head := csvHeader
+	if withRound {
+		head = append([]string{"round"}, csvHeader...)
+	}
+	if err := cw.Write(head); err != nil {
 		return err
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	d := func(x time.Duration) string { return strconv.FormatFloat(float64(x)/1e6, 'f', 3, 64) }
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	for _, r := range results {
-		if err := cw.Write([]string{r.Mode, r.Param, f(r.X), i(int64(r.Canvases)), i(int64(r.Clients)), i(int64(r.Batch)), f(r.Rate), r.Dist,
+		var row []string
+		if withRound {
+			row = []string{i(int64(r.Round))}
+		}
+		if err := cw.Write(append(row, r.Mode, r.Param, f(r.X), i(int64(r.Canvases)), i(int64(r.Clients)), i(int64(r.Batch)), f(r.Rate), r.Dist,
 			f(r.Duration.Seconds()), i(r.Mutations), f(r.MutPerSec()), i(r.Pushes),
 			d(r.Push.Quantile(.5)), d(r.Push.Quantile(.95)), d(r.Push.Quantile(.99)), d(r.Push.Quantile(1)),
 			d(r.Poke.Quantile(.5)), d(r.Poke.Quantile(.95)), d(r.Poke.Quantile(.99)), d(r.Poke.Quantile(1)),
 			d(r.Visible.Quantile(.5)), d(r.Visible.Quantile(.99)), d(r.Pull.Quantile(.5)), d(r.Pull.Quantile(.99)),
 			i(r.Poke.Count()), i(r.Stale), i(r.Unseen), i(r.Early), i(r.NotSent), i(sumErrors(r.Errors)), formatErrors(r.Errors),
-			i(r.RSS), i(r.PeakRSS), r.Err}); err != nil {
+			i(r.RSS), i(r.PeakRSS), r.Err)); err != nil {
 			return err
 		}
 	}
@@ -236,7 +250,10 @@ func writeSVG(w io.Writer, cfg Config, results []*Result) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", ox+left+pw/2, top+ph+36, esc(xTitle))
 		for mi, m := range modes {
 			color := palette[mi%len(palette)]
-			var pts []string
+			// Every run is a dot; the line joins the medians over the
+			// repeated runs at each sweep value (the run itself without
+			// --repeat).
+			perX := map[float64][]float64{}
 			for _, r := range results {
 				if r.Mode != m {
 					continue
@@ -245,9 +262,15 @@ func writeSVG(w io.Writer, cfg Config, results []*Result) error {
 				if !ok {
 					continue
 				}
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(r.X), py(v)))
+				perX[r.X] = append(perX[r.X], v)
 				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s %s: %s</title></circle>`+"\n",
 					px(r.X), py(v), color, esc(m), esc(xLabel(r)), esc(shortNum(v)))
+			}
+			var pts []string
+			for _, x := range xs {
+				if vs := perX[x]; len(vs) > 0 {
+					pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(x), py(summarize(vs).Median)))
+				}
 			}
 			if len(pts) > 1 {
 				fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), color)
