@@ -214,6 +214,7 @@ func usage(fs *flag.FlagSet, w io.Writer) {
 // ParseConfig reads the command line (without the program name).
 func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	var c Config
+	c.Args = slices.Clone(args)
 	if len(args) > 0 && args[0] == "compare" {
 		c.Compare = true
 		args = args[1:]
@@ -277,9 +278,11 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	c.Args = slices.Clone(args)
 	c.Flags = map[string]string{}
-	fs.VisitAll(func(f *flag.Flag) { c.Flags[f.Name] = f.Value.String() })
+	fs.VisitAll(func(f *flag.Flag) { c.Flags[f.Name] = redactURL(f.Value.String()) })
+	for i, a := range c.Args {
+		c.Args[i] = redactURL(a)
+	}
 	c.applyScenarioDefaults(set)
 	var err error
 	if c.Mix, err = ParseMix(mix); err != nil {
@@ -406,6 +409,26 @@ func (c Config) validateSize() error {
 		return fmt.Errorf("sweep value out of range: canvases=%d clients=%d batch=%d", c.Canvases, c.Clients, c.Batch)
 	}
 	return nil
+}
+
+// redactURL hides the password of a URL (any other string is returned as
+// is), so the provenance of a result file carries no secret.
+func redactURL(s string) string {
+	k, v, isFlag := strings.Cut(s, "=")
+	if !isFlag || !strings.HasPrefix(k, "-") {
+		k, v = "", s
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	if k != "" {
+		return k + "=" + u.Redacted()
+	}
+	return u.Redacted()
 }
 
 func envOr(k, def string) string {

@@ -265,6 +265,9 @@ func writeRepeatTable(w io.Writer, cfg Config, results []*Result) {
 
 	var lines []string
 	for _, g := range gs {
+		if m, _ := modeByName(g.Mode); m.Ceiling != "" {
+			continue // the ceiling over the baseline says nothing about canvasd
+		}
 		for _, den := range ratioDens {
 			if g.Mode == den {
 				continue

@@ -122,3 +122,11 @@ func TestRepeatFlag(t *testing.T) {
 	_, err = ParseConfig([]string{"compare", "--repeat", "0"}, nil)
 	require.Error(t, err)
 }
+
+func TestProvenanceHidesPasswords(t *testing.T) {
+	cfg, err := ParseConfig([]string{"compare", "--admin-database-url=postgres://u:secret@127.0.0.1/db", "--repeat", "2"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"compare", "--admin-database-url=postgres://u:xxxxx@127.0.0.1/db", "--repeat", "2"}, cfg.Args)
+	require.Equal(t, "postgres://u:xxxxx@127.0.0.1/db", cfg.Flags["admin-database-url"])
+	require.Equal(t, "secret", strings.Split(strings.Split(cfg.AdminDBURL, ":")[2], "@")[0], "the config itself keeps the password")
+}
