@@ -161,6 +161,9 @@ Examples:
   canvasbench --url http://127.0.0.1:8080 --server-pid 1234 --rate 2000
   canvasbench compare --duration 5s --sweep canvases=1,4,16,64 --csv out.csv --svg out.svg
   canvasbench compare --modes canvas,global --sweep rate=500,1000,2000 --dist zipf
+  canvasbench compare --modes ceiling,canvas,global --repeat 5 --csv out.csv
+                                 (median, IQR and min-max of 5 interleaved
+                                 rounds; per-run rows in out.runs.csv)
 
 Latency legend (what is measured):
   push     request sent -> HTTP 200 (open loop: from the intended send time,
