@@ -333,8 +333,9 @@ func (s *System) forwardEvent(c *actor.Context) {
 
 // Push hands a decoded push to its canvas actor and waits for the commit.
 // It returns nil when the push's mutations are committed (or skipped),
-// canvas.ErrNotFound, canvas.ErrClientStateNotFound, ErrOverloaded, or a
-// temporary error (nothing acknowledged).
+// canvas.ErrNotFound, canvas.ErrClientStateNotFound, ErrOverloaded, or
+// another error with nothing acknowledged: temporary by store.IsTemporary
+// (the database unavailable, a timeout), else a bug.
 func (s *System) Push(ctx context.Context, canvasID, userID string, req *canvas.PushRequest) error {
 	if s.closed.Load() {
 		return ErrStopped

@@ -27,6 +27,13 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.message }
 
+// loggedError is an unexpected error already logged where it happened (a
+// recovered panic, with its stack): it is answered without a second line.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
+
 func badRequest(msg string) error { return &apiError{status: http.StatusBadRequest, message: msg} }
 
 // handleError maps every error a handler returns to one response.
@@ -65,10 +72,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
 		return // the client went away: nobody to answer
+	case errors.As(err, new(*loggedError)):
+		// A bug, logged already: 500, never "retry later".
 	case store.IsTemporary(err):
 		status, msg = http.StatusServiceUnavailable, "temporarily unavailable, retry later"
 		s.reqLog(c).Warn("temporary error", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	default:
+		// Unknown means permanent: a bug, answered 500 without details
+		// (the client backs off; operators see it in logs and metrics).
 		s.reqLog(c).Error("request failed", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {

@@ -83,7 +83,16 @@ func (s *Server) observe(seconds prometheus.Histogram, outcomes map[string]prome
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
+			answered := false
+			defer func() {
+				// A panic passes through on its way to Recover (which
+				// answers 500): count it as an error here.
+				if !answered && outcomes != nil {
+					outcomes[outcomeError].Inc()
+				}
+			}()
 			err := next(c)
+			answered = true
 			if err != nil {
 				c.Error(err)
 			}

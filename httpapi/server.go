@@ -145,7 +145,7 @@ func New(cfg Config, st *store.Store, sys *actors.System, log *zap.Logger, ready
 		// Through zap, with the request's id, as one JSON line.
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.reqLog(c).Error("panic serving request", zap.Error(err), zap.ByteString("stack", stack))
-			return err
+			return &loggedError{err}
 		},
 	}))
 	if len(cfg.CORSOrigins) > 0 {

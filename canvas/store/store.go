@@ -6,11 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 )
 
 // Store reads and writes canvases in PostgreSQL.
@@ -31,25 +35,59 @@ type querier interface {
 }
 
 // IsTemporary reports whether err is worth retrying later as it is: the
-// database is unreachable, shutting down, or chose this transaction as a
-// deadlock or serialization victim.
+// database could not be reached or went away, the work ran out of time, the
+// database chose this transaction as a serialization or deadlock victim, or
+// the canvas was busy or moved (ErrBusy, ErrStale). Nothing else is: an
+// error this does not recognize (a bug, a bad argument, a constraint, a
+// panic) is permanent, so a client is not told to retry it forever.
 func IsTemporary(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, ErrBusy) {
-		return true
-	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", "53", "57", "40": // connection, resources, operator intervention, tx rollback
-			return true
-		}
-		return false
+		return temporaryCode(pgErr.Code)
 	}
-	// Anything else from pgx below the SQL layer is a network or pool error.
-	return true
+	var (
+		netErr     net.Error
+		connectErr *pgconn.ConnectError
+	)
+	switch {
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrStale):
+		return true
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return true
+	case errors.Is(err, context.Canceled):
+		// The work was abandoned (a request gone, a shutdown), not refused.
+		return true
+	case pgconn.SafeToRetry(err), errors.Is(err, pgconn.ErrConnClosed):
+		return true
+	case errors.As(err, &connectErr), errors.As(err, &netErr):
+		return true // cannot connect, or the connection broke
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true // the server closed the connection mid-answer
+	case errors.Is(err, puddle.ErrClosedPool):
+		return true // shutting down: another instance can answer
+	}
+	return false
+}
+
+// temporaryCode reports whether a PostgreSQL error code means "retry later".
+func temporaryCode(code string) bool {
+	switch code {
+	case "40001", // serialization_failure
+		"40P01", // deadlock_detected
+		"55P03", // lock_not_available (lock_timeout)
+		"57014", // query_canceled (statement_timeout)
+		"57P01", // admin_shutdown (also pg_terminate_backend)
+		"57P02", // crash_shutdown
+		"57P03", // cannot_connect_now (starting up, shutting down)
+		"57P05", // idle_session_timeout
+		"25P03", // idle_in_transaction_session_timeout
+		"53300": // too_many_connections
+		return true
+	}
+	return strings.HasPrefix(code, "08") // connection exceptions
 }
 
 // rollback ends tx with a context that cannot be cancelled, so a cancelled
