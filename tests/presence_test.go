@@ -49,20 +49,10 @@ func openClientStream(t *testing.T, s *harness.Server, canvasID, clientID string
 // nextPresence waits for the next presence event.
 func nextPresence(t *testing.T, events <-chan sseEvent) presenceEvent {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-events:
-			require.True(t, ok, "stream ended")
-			if ev.name == "presence" {
-				var p presenceEvent
-				require.NoError(t, json.Unmarshal([]byte(ev.data), &p), ev.data)
-				return p
-			}
-		case <-deadline:
-			t.Fatal("no presence event within 10s")
-		}
-	}
+	ev := nextEvent(t, events, "presence")
+	var p presenceEvent
+	require.NoError(t, json.Unmarshal([]byte(ev.data), &p), ev.data)
+	return p
 }
 
 // presenceOf waits for a presence event of clientID.

@@ -83,16 +83,22 @@ func openSSEURL(t *testing.T, url, lastEventID string) (*http.Response, <-chan s
 // nextPoke waits for the next poke event.
 func nextPoke(t *testing.T, events <-chan sseEvent) sseEvent {
 	t.Helper()
+	return nextEvent(t, events, "poke")
+}
+
+// nextEvent waits for the next event called name, skipping others.
+func nextEvent(t *testing.T, events <-chan sseEvent, name string) sseEvent {
+	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case ev, ok := <-events:
 			require.True(t, ok, "stream ended")
-			if ev.name == "poke" {
+			if ev.name == name {
 				return ev
 			}
 		case <-deadline:
-			t.Fatal("no poke within 10s")
+			t.Fatalf("no %s event within 10s", name)
 		}
 	}
 }
